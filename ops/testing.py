@@ -57,8 +57,9 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
+    db = urlparse(os.environ["DATABASE_URL"])
     lines = [
-        f"database: {urlparse(os.environ['DATABASE_URL'])._replace(password=None).geturl()}",
+        f"database: {db.scheme}://{db.hostname}:{db.port or 5432}{db.path}",
         f"redis: {os.environ['REDIS_URL']}",
     ]
     lines += [f"SKIPPING tests that need {name}: {text}" for name, text in PROBLEMS.items()]
