@@ -1,8 +1,9 @@
 """Severity scales extracted from the incident-response runbooks.
 
-Plain data, no Django imports. Every value below comes from the runbooks in
-``/work/shared/reference/``; docs/runbook-sources.md maps each value to the file and
-section it came from and lists the places where the documents disagree or are silent.
+Plain data, no Django imports. Values come from the runbooks in
+``/work/shared/reference/``; where a runbook is silent on a field, the closest value it
+implies is used (marked "not stated" below). docs/runbook-sources.md maps each value to the
+file and section it came from and lists the places where the documents disagree.
 
 Three scales are shipped:
 
