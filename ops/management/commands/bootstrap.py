@@ -4,7 +4,9 @@ from django.core.management.base import BaseCommand
 from ops.bootstrap import ensure_admin
 
 # Default data loaded on every `make run`; each command is idempotent.
-DEFAULT_DATA_COMMANDS: list[tuple[str, ...]] = []
+DEFAULT_DATA_COMMANDS: list[tuple[str, ...]] = [
+    ("load_policy", "default", "--if-empty"),
+]
 
 
 class Command(BaseCommand):
