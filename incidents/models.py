@@ -5,6 +5,7 @@ Models hold fields, constraints and small derived properties. Every change of st
 """
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,6 +13,9 @@ from django.db import models
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
+
+if TYPE_CHECKING:
+    from .clock import WorkingCalendar
 
 SECURITY_TEAM_GROUP = "Security Team"
 
@@ -434,14 +438,14 @@ class TimelineEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()}"
 
-    @property
-    def is_manual(self) -> bool:
-        return self.kind == self.Kind.NOTE
-
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Timeline entries are append-only.")
         super().save(*args, **kwargs)
+
+    @property
+    def is_manual(self) -> bool:
+        return self.kind == self.Kind.NOTE
 
 
 class DailySequence(models.Model):
@@ -449,3 +453,6 @@ class DailySequence(models.Model):
 
     day = models.DateField(primary_key=True)
     last = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.last}"
