@@ -85,5 +85,8 @@ def deadline(
         return start + target
     if calendar is None:
         raise ValueError("A target in business days needs a business calendar.")
+    if calendar.working_day <= timedelta(0):
+        # Otherwise N business days would be no time at all: due the instant it starts.
+        raise ValueError("The business calendar has no working time in a day.")
     working_days = target / timedelta(days=1)
     return add_working_time(start, calendar.working_day * working_days, calendar)

@@ -98,14 +98,17 @@ def load_playbooks() -> list[str]:
             for index, item in enumerate(preset.checklist)
         )
         created.append(preset.slug)
-    _link_default_severities()
+    # Only the new types: an operator may have cleared a suggested severity on purpose.
+    _link_default_severities(created)
     return created
 
 
-def _link_default_severities() -> None:
-    """Point each runbook type at its suggested severity, where that code is active."""
+def _link_default_severities(slugs: list[str] | None = None) -> None:
+    """Point each runbook type (or those of ``slugs``) at its suggested severity, if active."""
     active = {level.code: level for level in SeverityLevel.objects.filter(is_active=True)}
     for preset in INCIDENT_TYPES:
+        if slugs is not None and preset.slug not in slugs:
+            continue
         if preset.default_severity and preset.default_severity in active:
             IncidentType.objects.filter(slug=preset.slug, default_severity__isnull=True).update(
                 default_severity=active[preset.default_severity]

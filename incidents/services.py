@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from config.logging import incident_context
@@ -237,7 +238,10 @@ def declare_incident(
 
 
 def _copy_checklist(incident: Incident, incident_type: IncidentType) -> int:
-    start = incident.checklist.count()
+    # Append after the last item kept: counting rows would reuse positions of ticked items
+    # left by a previous type and shuffle them into the new runbook order.
+    last = incident.checklist.aggregate(last=Max("position"))["last"]
+    start = 0 if last is None else last + 1
     items = [
         ChecklistItem(
             incident=incident,
