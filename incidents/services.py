@@ -131,8 +131,12 @@ def _entry(
     )
 
 
-def _locked(incident: Incident) -> Incident:
-    return Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+def _locked(incident: Incident, *, allow_closed: bool = False) -> Incident:
+    """Re-read the incident under a row lock; a closed incident is a finished record."""
+    locked = Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+    if locked.status == Status.CLOSED and not allow_closed:
+        raise IncidentError(f"{locked.public_id} is closed; its record can no longer change.")
+    return locked
 
 
 def _save(incident: Incident, fields: Iterable[str], *, by, reason: str) -> None:
@@ -301,7 +305,7 @@ def change_status(
     """
     now = now or timezone.now()
     status = Status(status)
-    incident = _locked(incident)
+    incident = _locked(incident, allow_closed=True)
     old = Status(incident.status)
     if status not in ALLOWED_TRANSITIONS[old]:
         raise IncidentError(
@@ -491,8 +495,14 @@ def update_details(
     unknown = set(details) - set(EDITABLE_DETAILS)
     if unknown:
         raise IncidentError(f"Not editable here: {', '.join(sorted(unknown))}.")
-    if "title" in details and not (details["title"] or "").strip():
-        raise IncidentError("Give the incident a title.", field="title")
+    if "title" in details:
+        details["title"] = (details["title"] or "").strip()
+        if not details["title"]:
+            raise IncidentError("Give the incident a title.", field="title")
+    if "detection_source" in details and details["detection_source"] not in DetectionSource.values:
+        raise IncidentError(
+            f"Unknown detection source {details['detection_source']!r}.", field="detection_source"
+        )
     incident = _locked(incident)
     changed = [name for name, value in details.items() if getattr(incident, name) != value]
     for name in changed:
@@ -566,6 +576,7 @@ def unassign_role(assignment: IncidentRole, *, by, now: datetime | None = None) 
     assignment = (
         IncidentRole.objects.select_for_update().select_related("user").get(pk=assignment.pk)
     )
+    _locked(assignment.incident)
     if assignment.unassigned_at is not None:
         raise IncidentError("That role was already handed over.")
     assignment.unassigned_at = now
@@ -586,6 +597,7 @@ def set_checklist_item(
     item: ChecklistItem, *, done: bool, by, now: datetime | None = None
 ) -> ChecklistItem:
     now = now or timezone.now()
+    _locked(item.incident)
     item = ChecklistItem.objects.select_for_update().get(pk=item.pk)
     if (item.done_at is not None) == done:
         return item
@@ -618,7 +630,9 @@ def add_note(
     body = (body or "").strip()
     if not body:
         raise IncidentError("A note needs some text.", field="body")
-    kind = TimelineEntry.NoteKind(kind)
+    if kind not in TimelineEntry.NoteKind.values:
+        raise IncidentError(f"Unknown note kind {kind!r}.", field="kind")
+    incident = _locked(incident)
     return _entry(incident, TimelineEntry.Kind.NOTE, body, by=by, now=now, note_kind=kind)
 
 

@@ -101,3 +101,9 @@ def celery_worker_process(
         yield worker
     finally:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """PBKDF2's deliberate slowness is for attackers, not for test users created by the hundred."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
