@@ -14,10 +14,13 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from ops.groups import SECURITY_TEAM
+
 if TYPE_CHECKING:
     from .clock import WorkingCalendar
 
-SECURITY_TEAM_GROUP = "Security Team"
+# Membership of this group (created by migration) makes security incidents visible.
+SECURITY_TEAM_GROUP = SECURITY_TEAM
 
 
 class BusinessCalendar(models.Model):
