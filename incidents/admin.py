@@ -2,11 +2,13 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, Subquery
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
@@ -65,6 +67,19 @@ def clock_html(incident: Incident, now):
         clock.kind,
         clock.label,
     )
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``CAP`` rows, so a page costs the same with 1,000 or 1,000,000 incidents.
+
+    Past the cap the page list ends at the cap; search and filters narrow long before that.
+    """
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP].count()
 
 
 class BreachedFilter(admin.SimpleListFilter):
@@ -144,6 +159,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
     search_help_text = "Search by id (INC-20261123-001) or title."
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
     list_per_page = 50
     actions = ["acknowledge_selected", "assign_me_commander", "change_status_selected"]
     change_form_template = "admin/incidents/incident/change_form.html"
@@ -168,9 +184,15 @@ class IncidentAdmin(SimpleHistoryAdmin):
 
     # --- queryset and permissions -------------------------------------------------------------
     def get_queryset(self, request):
-        commander = IncidentRole.objects.filter(
-            incident=OuterRef("pk"), role=IncidentRole.Role.COMMANDER, unassigned_at__isnull=True
-        ).values("user__username")[:1]
+        commander = (
+            IncidentRole.objects.filter(
+                incident=OuterRef("pk"),
+                role=IncidentRole.Role.COMMANDER,
+                unassigned_at__isnull=True,
+            )
+            .order_by()
+            .values("user__username")[:1]
+        )
         return (
             super()
             .get_queryset(request)
@@ -516,6 +538,7 @@ class TimelineEntryAdmin(admin.ModelAdmin):
     list_filter = ("kind", "note_kind")
     list_select_related = ("incident", "author")
     search_fields = ("incident__public_id", "body")
+    paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     date_hierarchy = None

@@ -295,11 +295,13 @@ class Incident(models.Model):
     objects = IncidentQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-declared_at"]
+        ordering = ["-declared_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["day", "sequence"], name="incident_unique_day_seq"),
         ]
         indexes = [
+            # The changelist's default order: newest first, read straight off this index.
+            models.Index(fields=["-declared_at", "-id"], name="incident_declared"),
             models.Index(fields=["status", "-declared_at"], name="incident_status_declared"),
         ]
         permissions = [
