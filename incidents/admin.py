@@ -364,6 +364,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
             ]
         )
         milestones = [(m, incident.milestone(m)) for m in Milestone]
+        roles = list(incident.roles.filter(unassigned_at__isnull=True).select_related("user"))
         extra = {
             "incident": incident,
             "now": now,
@@ -373,7 +374,12 @@ class IncidentAdmin(SimpleHistoryAdmin):
             "can_set_severity": can_work and request.user.has_perm(CAN_SET_SEVERITY),
             "transitions": transitions,
             "milestones": milestones,
-            "roles": incident.roles.filter(unassigned_at__isnull=True).select_related("user"),
+            "roles": roles,
+            "is_commander": any(
+                r.role == IncidentRole.Role.COMMANDER and r.user_id == request.user.pk
+                for r in roles
+            ),
+            "show_save_and_add_another": False,
             "checklist": incident.checklist.select_related("done_by"),
             "timeline": timeline[:TIMELINE_ON_PAGE],
             "timeline_truncated": len(timeline) > TIMELINE_ON_PAGE,

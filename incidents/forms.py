@@ -115,3 +115,4 @@ class IncidentDetailsForm(forms.ModelForm):
             "impact_scope",
             "affected_services",
         ]
+        widgets = {"title": forms.TextInput(attrs={"size": 80})}
