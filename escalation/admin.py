@@ -1,0 +1,242 @@
+"""On-call admin: rotations with their roster, coverage and gaps; overrides; org roles; contacts."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+from django.urls import path
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html
+
+from . import services
+from .models import ContactProfile, OrgRole, Override, Rotation, RotationMember
+
+# Coverage shown on a rotation's page.
+COVERAGE_DAYS = 30
+NEXT_SHIFTS = 8
+
+
+def person(user) -> str:
+    if user is None:
+        return "nobody"
+    return user.get_full_name() or user.get_username()
+
+
+class CurrentMemberInline(admin.TabularInline):
+    """The roster as it stands; saving it starts a new roster at the next handoff.
+
+    Rows are not edited in place: the service ends the current memberships and starts new ones,
+    so the shifts already worked keep the people who worked them.
+    """
+
+    model = RotationMember
+    fields = ("position", "user")
+    extra = 1
+    ordering = ("position",)
+    verbose_name = "member"
+    verbose_name_plural = "members (in order of turn; changes apply from the next handoff)"
+
+    def get_queryset(self, request):
+        now = timezone.now()
+        return (
+            super()
+            .get_queryset(request)
+            .filter(until__isnull=True)
+            .exclude(since__gt=now)
+            .select_related("user")
+        )
+
+
+class WhoIsOnCallForm(forms.Form):
+    at = forms.DateTimeField(
+        required=False, label="Who is on call at (UTC)", help_text="YYYY-MM-DD HH:MM; empty: now"
+    )
+
+
+@admin.register(Rotation)
+class RotationAdmin(admin.ModelAdmin):
+    list_display = ("name", "shift", "handoff", "timezone", "backup")
+    list_select_related = ("backup",)
+    search_fields = ("name",)
+    inlines = [CurrentMemberInline]
+    change_form_template = "admin/escalation/rotation/change_form.html"
+    change_list_template = "admin/escalation/rotation/change_list.html"
+
+    class Media:
+        css = {"all": ["incidents/admin.css"]}
+
+    readonly_fields = ("calendar_token",)
+    fieldsets = (
+        (None, {"fields": ("name", "description", "owner", "backup")}),
+        (
+            "Shifts",
+            {
+                "fields": (
+                    "shift_unit",
+                    "shift_length",
+                    "handoff_weekday",
+                    "handoff_time",
+                    "timezone",
+                    "starts_on",
+                )
+            },
+        ),
+        ("Calendar feed", {"fields": ("calendar_token",)}),
+    )
+
+    def changelist_view(self, request, extra_context=None):
+        form = WhoIsOnCallForm(request.GET or None)
+        at = timezone.now()
+        if form.is_bound and form.is_valid() and form.cleaned_data["at"]:
+            at = form.cleaned_data["at"]
+        # One resolver pass for every rotation on the page: constant queries.
+        request._on_call = {answer.rotation.pk: answer for answer in services.on_call(at=at)}
+        # "at" is this page's own question, not a lookup the changelist should filter on.
+        request.GET = request.GET.copy()
+        request.GET.pop("at", None)
+        extra = {"who_form": form, "who_at": at, **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    @admin.display(description="Shift")
+    def shift(self, obj):
+        return f"{obj.shift_length} {obj.get_shift_unit_display().lower()}"
+
+    @admin.display(description="Handoff")
+    def handoff(self, obj):
+        day = (
+            f"{obj.get_handoff_weekday_display()} " if obj.shift_unit == Rotation.Unit.WEEKS else ""
+        )
+        return f"{day}{obj.handoff_time:%H:%M}"
+
+    def get_list_display(self, request):
+        answers = getattr(request, "_on_call", {})
+
+        @admin.display(description="On call")
+        def on_call_now(obj):
+            found = answers.get(obj.pk)
+            if found is None:
+                return "-"
+            if found.is_gap:
+                return format_html(
+                    '<span class="gap">nobody (gap until {})</span>',
+                    f"{found.until:%a %d %b %H:%M}",
+                )
+            return format_html(
+                "{}{} until {}",
+                person(found.user),
+                " (override)" if found.is_override else "",
+                f"{found.until:%a %d %b %H:%M}",
+            )
+
+        return ("name", "shift", "handoff", "timezone", on_call_now, "backup")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = dict(extra_context or {})
+        if str(object_id).isdigit() and self.get_object(request, object_id) is not None:
+            now = timezone.now()
+            spans = services.shifts(int(object_id), now, now + timedelta(days=COVERAGE_DAYS))
+            upcoming = spans
+            if len(spans) < NEXT_SHIFTS:
+                # Long shifts: look further ahead so the page still lists the next eight.
+                upcoming = services.shifts(int(object_id), now, now + timedelta(days=400))
+            extra.update(
+                upcoming=upcoming[:NEXT_SHIFTS],
+                gaps=[span for span in spans if span.is_gap],
+                coverage_days=COVERAGE_DAYS,
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not RotationMember:
+            return super().save_formset(request, form, formset, change)
+        rows = [
+            f.cleaned_data
+            for f in formset.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE") and f.cleaned_data.get("user")
+        ]
+        rows.sort(key=lambda row: row.get("position") or 0)
+        users = [row["user"] for row in rows]
+        # The service records the roster; the formset itself saves nothing.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        try:
+            services.set_rotation_members(form.instance, users)
+        except services.OnCallError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+
+@admin.register(Override)
+class OverrideAdmin(admin.ModelAdmin):
+    list_display = ("rotation", "user", "starts_at", "ends_at", "reason", "created_by")
+    list_filter = ("rotation",)
+    list_select_related = ("rotation", "user", "created_by")
+    readonly_fields = ("created_by", "created_at")
+    date_hierarchy = "starts_at"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(OrgRole)
+class OrgRoleAdmin(admin.ModelAdmin):
+    list_display = ("name", "held_by", "rotation")
+    list_select_related = ("rotation",)
+    filter_horizontal = ("holders",)
+    prepopulated_fields = {"slug": ("name",)}
+    change_list_template = "admin/escalation/orgrole/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("holders")
+
+    @admin.display(description="Held by")
+    def held_by(self, obj):
+        if obj.rotation_id:
+            return f"whoever is on call in {obj.rotation}"
+        return ", ".join(person(user) for user in obj.holders.all()) or "nobody"
+
+    def get_urls(self):
+        return [
+            path(
+                "contacts/",
+                self.admin_site.admin_view(self.contacts_view),
+                name="escalation_emergency_contacts",
+            ),
+            *super().get_urls(),
+        ]
+
+    def contacts_view(self, request):
+        """The runbook's contact table, live: every role, who holds it now, how to reach them."""
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        at = parse_datetime(request.GET.get("at", "")) or timezone.now()
+        rows = [
+            (role, [(user, services.contact_of(user)) for user in people])
+            for role, people in services.role_holders(at=at)
+        ]
+        on_call = services.on_call(at=at)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Emergency contacts",
+            "rows": rows,
+            "on_call": [(a, services.contact_of(a.user) if a.user else None) for a in on_call],
+            "at": at,
+            "opts": self.opts,
+        }
+        return render(request, "admin/escalation/emergency_contacts.html", context)
+
+
+@admin.register(ContactProfile)
+class ContactProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "email", "phone", "chat_handle", "timezone")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__first_name", "user__last_name", "phone")
+    readonly_fields = ("calendar_token",)
+
+    @admin.display(description="Email")
+    def email(self, obj):
+        return obj.user.email
