@@ -150,6 +150,9 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# A past version of an incident is shown, never restored: changes go through the services.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- Email ----------------------------------------------------------------------------------
 # Production must say where mail goes; development prints it to the console.
 if DEBUG:

@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -244,7 +245,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
             parts.append('<span class="flag flag-security">security</span>')
         if obj.is_data_loss:
             parts.append('<span class="flag flag-data-loss">data loss</span>')
-        return format_html(" ".join(parts)) if parts else ""
+        return mark_safe(" ".join(parts))  # constant markup, no user data
 
     # --- list actions -------------------------------------------------------------------------
     def _each(self, request, queryset, call, done: str):
@@ -534,6 +535,23 @@ class IncidentAdmin(SimpleHistoryAdmin):
         if self.get_object(request, object_id) is None:
             raise Http404("No such incident.")
         return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # A past version is shown read-only (SIMPLE_HISTORY_REVERT_DISABLED): a revert would
+        # bypass the services and their timeline entries. Hidden incidents stay hidden.
+        if self.get_object(request, object_id) is None:
+            raise Http404("No such incident.")
+        if request.method != "GET":
+            raise PermissionDenied("Past versions are read only.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The timeline is never deleted on its own, but it goes with its incident when a
+        # superuser erases one.
+        if request.user.is_superuser:
+            perms_needed = {name for name in perms_needed if name != "timeline entry"}
+        return deleted, model_count, perms_needed, protected
 
 
 @admin.register(TimelineEntry)

@@ -116,3 +116,9 @@ class IncidentDetailsForm(forms.ModelForm):
             "affected_services",
         ]
         widgets = {"title": forms.TextInput(attrs={"size": 80})}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and self.instance.status == Status.CLOSED:
+            raise forms.ValidationError("This incident is closed; its record can no longer change.")
+        return cleaned

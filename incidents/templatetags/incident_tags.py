@@ -11,6 +11,9 @@ from incidents.sla import humanize, sla_clock
 
 register = template.Library()
 
+# The home page lists this many open incidents, most severe first; the count is exact.
+SHOWN_ON_HOME = 200
+
 
 @register.filter
 def short_duration(value: timedelta | None) -> str:
@@ -29,14 +32,20 @@ def active_incidents(context):
     """Open incidents the user may see, most severe first, with their clocks."""
     request = context["request"]
     now = timezone.now()
+    visible = Incident.objects.visible_to(request.user).open()
     incidents = list(
-        Incident.objects.visible_to(request.user)
-        .open()
-        .select_related("severity")
-        .order_by("severity__rank", "declared_at")[:200]
+        visible.select_related("severity").order_by("severity__rank", "declared_at", "pk")[
+            :SHOWN_ON_HOME
+        ]
     )
     groups: dict = {}
     for incident in incidents:
         clock = sla_clock(incident, now)
         groups.setdefault(incident.severity, []).append((incident, clock))
-    return {"groups": list(groups.items()), "count": len(incidents)}
+    count = len(incidents) if len(incidents) < SHOWN_ON_HOME else visible.count()
+    return {
+        "groups": list(groups.items()),
+        "count": count,
+        "shown": len(incidents),
+        "can_declare": request.user.has_perm("incidents.add_incident"),
+    }

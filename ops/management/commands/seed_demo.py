@@ -3,12 +3,14 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from escalation.demo import seed_oncall_demo
 from incidents.demo import DEFAULT_DEMO_PASSWORD, seed_demo
 
 
 class Command(BaseCommand):
     help = (
-        "Fill the portal with demo users in every group and incidents in flight. "
+        "Fill the portal with demo users in every group, incidents in flight, a primary and a "
+        "backup on-call rotation and the org roles' holders. "
         "Safe to run again: nothing is created twice."
     )
 
@@ -29,6 +31,7 @@ class Command(BaseCommand):
             )
         password = password or os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
         seed = seed_demo(password=password)
+        oncall = seed_oncall_demo()
 
         if seed.created_incidents:
             self.stdout.write(f"Created incidents: {', '.join(seed.created_incidents)}.")
@@ -36,6 +39,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Already there: {', '.join(seed.existing_incidents)}.")
         if seed.created_users:
             self.stdout.write(f"Created users: {', '.join(seed.created_users)}.")
+        if oncall:
+            self.stdout.write(f"Created on-call data: {', '.join(oncall)}.")
 
         rows = [("login", "name", "groups", "email")] + [
             (person.username, person.full_name, ", ".join(person.groups), person.email)
