@@ -255,6 +255,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=10),
         "options": {"expires": 30},
     },
+    "oncall-handoffs": {
+        "task": "escalation.tasks.run_handoffs",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 120},
+    },
 }
 # A heartbeat older than this marks the worker or beat as degraded on /api/health.
 HEARTBEAT_MAX_AGE = timedelta(seconds=env.int("HEARTBEAT_MAX_AGE_SECONDS", default=60))

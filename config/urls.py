@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from escalation.handoff_views import acknowledge_handoff
+from escalation.views import person_calendar, rotation_calendar
 from ops.views import health
 
 urlpatterns = [
@@ -9,4 +11,7 @@ urlpatterns = [
     path("api/health", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("calendar/rotation/<str:token>.ics", rotation_calendar, name="rotation-calendar"),
+    path("calendar/person/<str:token>.ics", person_calendar, name="person-calendar"),
+    path("handoff/acknowledge/<str:token>/", acknowledge_handoff, name="handoff-acknowledge"),
 ]

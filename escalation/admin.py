@@ -8,10 +8,19 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from . import services
-from .models import ContactProfile, OrgRole, Override, Rotation, RotationMember
+from . import calendar, handoffs, services
+from .models import (
+    ContactProfile,
+    Handoff,
+    HandoffChecklistItem,
+    HandoffChecklistTemplateItem,
+    OrgRole,
+    Override,
+    Rotation,
+    RotationMember,
+)
 
 # Coverage shown on a rotation's page.
 COVERAGE_DAYS = 30
@@ -22,6 +31,26 @@ def person(user) -> str:
     if user is None:
         return "nobody"
     return user.get_full_name() or user.get_username()
+
+
+class CalendarFeedMixin:
+    """The secret feed URL on the page, and an action to revoke it by issuing a new one."""
+
+    @admin.display(description="Calendar feed URL (treat it as a password)")
+    def calendar_url(self, obj):
+        if not obj.pk:
+            return "-"
+        url = calendar.feed_url(obj)
+        webcal = url.replace("https://", "webcal://", 1).replace("http://", "webcal://", 1)
+        return format_html('<a href="{}">{}</a> (<a href="{}">subscribe</a>)', url, url, webcal)
+
+    @admin.action(description="Regenerate calendar feed URL (the old URL stops working)")
+    def regenerate_calendar_token(self, request, queryset):
+        count = 0
+        for obj in queryset:
+            calendar.regenerate_token(obj)
+            count += 1
+        self.message_user(request, f"New feed URL for {count}; subscribers need the new URL.")
 
 
 class CurrentMemberInline(admin.TabularInline):
@@ -56,7 +85,7 @@ class WhoIsOnCallForm(forms.Form):
 
 
 @admin.register(Rotation)
-class RotationAdmin(admin.ModelAdmin):
+class RotationAdmin(CalendarFeedMixin, admin.ModelAdmin):
     list_display = ("name", "shift", "handoff", "timezone", "backup")
     list_select_related = ("backup",)
     search_fields = ("name",)
@@ -67,7 +96,8 @@ class RotationAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["incidents/admin.css"]}
 
-    readonly_fields = ("calendar_token",)
+    readonly_fields = ("calendar_url",)
+    actions = ["regenerate_calendar_token"]
     fieldsets = (
         (None, {"fields": ("name", "description", "owner", "backup")}),
         (
@@ -83,7 +113,7 @@ class RotationAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Calendar feed", {"fields": ("calendar_token",)}),
+        ("Calendar feed", {"fields": ("calendar_url",)}),
     )
 
     def changelist_view(self, request, extra_context=None):
@@ -231,12 +261,137 @@ class OrgRoleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactProfile)
-class ContactProfileAdmin(admin.ModelAdmin):
+class ContactProfileAdmin(CalendarFeedMixin, admin.ModelAdmin):
     list_display = ("user", "email", "phone", "chat_handle", "timezone")
     list_select_related = ("user",)
     search_fields = ("user__username", "user__first_name", "user__last_name", "phone")
-    readonly_fields = ("calendar_token",)
+    fields = ("user", "phone", "chat_handle", "timezone", "calendar_url")
+    readonly_fields = ("calendar_url",)
+    actions = ["regenerate_calendar_token"]
 
     @admin.display(description="Email")
     def email(self, obj):
         return obj.user.email
+
+
+class HandoffChecklistInline(admin.TabularInline):
+    model = HandoffChecklistItem
+    fields = ("text", "done", "done_by", "done_at")
+    readonly_fields = ("text", "done_by", "done_at")
+    extra = 0
+    can_delete = False
+
+    class form(forms.ModelForm):  # noqa: N801 - Django's inline hook is named "form"
+        done = forms.BooleanField(required=False)
+
+        class Meta:
+            model = HandoffChecklistItem
+            fields = ("done",)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fields["done"].initial = bool(self.instance.done_at)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Handoff)
+class HandoffAdmin(admin.ModelAdmin):
+    list_display = (
+        "rotation",
+        "boundary_at",
+        "outgoing",
+        "incoming",
+        "acknowledged",
+        "checklist_progress",
+    )
+    list_filter = ("rotation", ("acknowledged_at", admin.EmptyFieldListFilter))
+    list_select_related = ("rotation", "outgoing", "incoming")
+    date_hierarchy = "boundary_at"
+    inlines = [HandoffChecklistInline]
+    actions = ["acknowledge_selected"]
+    readonly_fields = (
+        "rotation",
+        "boundary_at",
+        "outgoing",
+        "incoming",
+        "open_incidents_list",
+        "maintenance_notes",
+        "known_issues",
+        "reminder_sent_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "overdue_notified_at",
+    )
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        from django.db.models import Count, Q
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                items=Count("checklist"),
+                items_done=Count("checklist", filter=Q(checklist__done_at__isnull=False)),
+            )
+        )
+
+    def has_add_permission(self, request):
+        return False  # one per boundary, created by the periodic job
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.display(description="Acknowledged")
+    def acknowledged(self, obj):
+        if obj.acknowledged_at:
+            return f"{obj.acknowledged_at:%a %d %b %H:%M}"
+        if obj.is_overdue(timezone.now()):
+            return format_html('<span class="gap">{}</span>', "NOT ACKNOWLEDGED (overdue)")
+        return "waiting"
+
+    @admin.display(description="Checklist")
+    def checklist_progress(self, obj):
+        return f"{obj.items_done}/{obj.items}"
+
+    @admin.display(description="Open incidents at handoff")
+    def open_incidents_list(self, obj):
+        if not obj.open_incidents:
+            return "none"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} [{}] {} ({})</li>",
+                ((i["id"], i["severity"], i["title"], i["status"]) for i in obj.open_incidents),
+            ),
+        )
+
+    @admin.action(description="Acknowledge selected handoffs (you are the incoming engineer)")
+    def acknowledge_selected(self, request, queryset):
+        for handoff in queryset:
+            try:
+                handoffs.acknowledge_handoff(handoff, by=request.user)
+            except handoffs.HandoffError as exc:
+                self.message_user(request, f"{handoff}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"Acknowledged {handoff}.", messages.SUCCESS)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not HandoffChecklistItem:
+            return super().save_formset(request, form, formset, change)
+        for item_form in formset.forms:
+            if "done" in item_form.changed_data:
+                handoffs.set_handoff_item(
+                    item_form.instance, done=item_form.cleaned_data["done"], by=request.user
+                )
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+
+@admin.register(HandoffChecklistTemplateItem)
+class HandoffChecklistTemplateItemAdmin(admin.ModelAdmin):
+    list_display = ("position", "text", "is_active")
+    list_display_links = ("text",)
+    list_editable = ("position", "is_active")

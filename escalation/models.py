@@ -5,7 +5,7 @@ only hold the rules, the roster history and the overrides it reads.
 """
 
 import secrets
-from datetime import time
+from datetime import time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -94,6 +94,16 @@ class Rotation(models.Model):
     )
     calendar_token = models.CharField(
         max_length=64, unique=True, default=new_token, help_text="Secret of the iCal feed."
+    )
+    # Running notes the outgoing engineer keeps; each handoff takes a snapshot.
+    maintenance_notes = models.TextField(blank=True, help_text="Scheduled maintenance to know.")
+    known_issues = models.TextField(blank=True, help_text="Known issues to watch.")
+    handoff_reminder_before = models.DurationField(
+        default=timedelta(hours=1), help_text="The incoming person is emailed this long before."
+    )
+    handoff_ack_within = models.DurationField(
+        default=timedelta(hours=4),
+        help_text="An unacknowledged handoff is flagged and emailed to the owner after this.",
     )
 
     class Meta:
@@ -190,3 +200,81 @@ class OrgRole(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class HandoffChecklistTemplateItem(models.Model):
+    """The handoff checklist of incident-escalation-flow.md ("On-Call Handoff"), editable."""
+
+    position = models.PositiveSmallIntegerField(default=0)
+    text = models.CharField(max_length=300)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class Handoff(models.Model):
+    """One shift change of one rotation: who hands to whom, what they must know, and proof the
+    incoming engineer took over. Created once per boundary by a periodic job."""
+
+    rotation = models.ForeignKey(Rotation, on_delete=models.CASCADE, related_name="handoffs")
+    boundary_at = models.DateTimeField()
+    outgoing = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    incoming = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    open_incidents = models.JSONField(default=list, blank=True)
+    maintenance_notes = models.TextField(blank=True)
+    known_issues = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-boundary_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rotation", "boundary_at"], name="handoff_once_per_boundary"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["boundary_at"],
+                condition=Q(acknowledged_at__isnull=True),
+                name="handoff_unacknowledged",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rotation} handoff {self.boundary_at:%Y-%m-%d %H:%M} UTC"
+
+    def is_overdue(self, now) -> bool:
+        return (
+            self.acknowledged_at is None
+            and now > self.boundary_at + self.rotation.handoff_ack_within
+        )
+
+
+class HandoffChecklistItem(models.Model):
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="checklist")
+    position = models.PositiveSmallIntegerField(default=0)
+    text = models.CharField(max_length=300)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["handoff", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -88,6 +88,9 @@ def local_to_utc(local: datetime, zone: ZoneInfo) -> datetime:
     # Skipped in spring. fold=0 read it with the offset before the change, which lands after
     # the change; step back to the first instant of the new offset, i.e. the end of the gap.
     new_offset = instant.astimezone(zone).utcoffset()
+    # Changes happen on whole minutes; stepping from a handoff time with seconds would stop
+    # those seconds after the end of the gap.
+    instant = instant.replace(second=0, microsecond=0)
     while (instant - _MINUTE).astimezone(zone).utcoffset() == new_offset:
         instant -= _MINUTE
     return instant
@@ -260,19 +263,29 @@ def shifts_between(
     """Who is on call over [start, end): consecutive spans covering it exactly, gaps included."""
     if end <= start:
         return []
-    return apply_overrides(scheduled_shifts(rules, members, start, end), covers)
+    # Whole shifts reach outside the window; clipped first, no piece (and no cover cut into
+    # one) can start before ``start`` or end after ``end``.
+    scheduled = [
+        _clip(shift, max(shift.start, start), min(shift.end, end))
+        for shift in scheduled_shifts(rules, members, start, end)
+    ]
+    return apply_overrides(scheduled, covers)
+
+
+def shift_window(rules: RotationRules, instant: datetime) -> tuple[datetime, datetime]:
+    """The scheduled shift containing ``instant``; before the first handoff, [instant, first)."""
+    schedule = Schedule(rules)
+    index = schedule.index_at(instant)
+    if index < 0:
+        return instant, schedule.first
+    return schedule.boundary(index), schedule.boundary(index + 1)
 
 
 def on_call_at(
     rules: RotationRules, members: list[Membership], covers: list[Cover], instant: datetime
 ) -> Shift:
     """The span containing ``instant``: its person (or a gap) and since/until when."""
-    schedule = Schedule(rules)
-    index = schedule.index_at(instant)
-    if index < 0:
-        window = (instant, schedule.first)
-    else:
-        window = (schedule.boundary(index), schedule.boundary(index + 1))
+    window = shift_window(rules, instant)
     # Covers can start or end inside the shift; resolve the shift and pick the piece.
     pieces = shifts_between(rules, members, covers, *window) if window[1] > window[0] else []
     for piece in pieces:

@@ -2,12 +2,12 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
 from . import rotations as pure
@@ -91,8 +91,21 @@ def on_call(queryset=None, at: datetime | None = None) -> list[OnCall]:
 
     Four queries whatever the number of rotations: rotations, members, overrides, people.
     """
-    at = at or timezone.now()
-    rotations = list(with_schedule(queryset, start=at, end=at + timedelta(microseconds=1)))
+    # UTC, so a gap's ``since`` (the instant asked about) reads like every other edge.
+    at = (at or timezone.now()).astimezone(UTC)
+    rotations = list(queryset if queryset is not None else Rotation.objects.all())
+    # since/until are the edges of the piece of the current shift around ``at``: an override
+    # later (or earlier) in that shift moves them, so read every override overlapping the shift,
+    # not only those covering ``at``.
+    windows = Q()
+    for rotation in rotations:
+        shift_start, shift_end = pure.shift_window(rules_for(rotation), at)
+        windows |= Q(rotation_id=rotation.pk, starts_at__lt=shift_end, ends_at__gt=shift_start)
+    prefetch_related_objects(
+        rotations,
+        Prefetch("members", queryset=RotationMember.objects.order_by("position", "pk")),
+        Prefetch("overrides", queryset=Override.objects.filter(windows).order_by("pk")),
+    )
     spans = [
         (
             rotation,

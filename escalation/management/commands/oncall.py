@@ -19,7 +19,10 @@ class Command(BaseCommand):
     def handle(self, *args, rotation=None, at=None, json=False, **options):
         when = timezone.now()
         if at:
-            when = parse_datetime(at)
+            try:
+                when = parse_datetime(at)
+            except ValueError:  # well-formed but impossible, e.g. 30 February
+                when = None
             if when is None:
                 raise CommandError(f"--at {at!r} is not an ISO-8601 date and time.")
             if timezone.is_naive(when):

@@ -1,0 +1,291 @@
+"""Handoffs: one record per shift boundary, a reminder to the incoming engineer, their
+acknowledgement, and a flag (and an email to the rotation's owner) when nobody acknowledges.
+
+All three steps are run by one periodic job (``escalation.tasks.run_handoffs``) and are
+idempotent: the record is unique per rotation and boundary, and each email is claimed with a
+conditional UPDATE before it is sent, so running the job twice creates one record and sends each
+email once.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.models import Incident
+
+from . import rotations as pure
+from .models import Handoff, HandoffChecklistItem, HandoffChecklistTemplateItem, Rotation
+from .services import _covers, _memberships, rules_for, with_schedule
+
+log = logging.getLogger(__name__)
+
+# Boundaries this far back are still recorded (a job that was down catches up).
+LOOKBACK = timedelta(days=1)
+ACK_LINK_SALT = "escalation.handoff.acknowledge"
+ACK_LINK_MAX_AGE = timedelta(days=7)
+
+
+class HandoffError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Boundary:
+    rotation: Rotation
+    at: datetime
+    outgoing: int | None
+    incoming: int | None
+
+
+def boundaries(rotations: list[Rotation], start: datetime, end: datetime) -> list[Boundary]:
+    """Scheduled shift changes in [start, end) with who hands to whom (overrides honoured)."""
+    found = []
+    for rotation in rotations:
+        rules = rules_for(rotation)
+        members, covers = _memberships(rotation), _covers(rotation)
+        schedule = pure.Schedule(rules)
+        index = max(schedule.index_at(start), 0)
+        while True:
+            at = schedule.boundary(index)
+            if at >= end:
+                break
+            if at >= start:
+                before = pure.on_call_at(rules, members, covers, at - timedelta(microseconds=1))
+                after = pure.on_call_at(rules, members, covers, at)
+                found.append(Boundary(rotation, at, before.user, after.user))
+            index += 1
+    return found
+
+
+def _open_incidents_snapshot() -> list[dict]:
+    return [
+        {
+            "id": incident.public_id,
+            "title": incident.title,
+            "severity": incident.severity.code,
+            "status": incident.status,
+            "is_security": incident.is_security,
+        }
+        for incident in Incident.objects.open().select_related("severity").order_by("declared_at")
+    ]
+
+
+def create_due_handoffs(now: datetime | None = None) -> list[Handoff]:
+    """Record every boundary from a day ago up to each rotation's reminder time ahead."""
+    now = now or timezone.now()
+    rotations = list(with_schedule(start=now - LOOKBACK - timedelta(days=1)))
+    horizon = max((r.handoff_reminder_before for r in rotations), default=timedelta(0))
+    # A boundary between two gaps hands nothing over; the coverage pages show the gap.
+    due = [
+        b
+        for b in boundaries(rotations, now - LOOKBACK, now + horizon + timedelta(minutes=1))
+        if b.at <= now + b.rotation.handoff_reminder_before
+        and (b.outgoing is not None or b.incoming is not None)
+    ]
+    if not due:
+        return []
+    existing = set(
+        Handoff.objects.filter(
+            rotation__in=[b.rotation for b in due], boundary_at__in=[b.at for b in due]
+        ).values_list("rotation_id", "boundary_at")
+    )
+    missing = [b for b in due if (b.rotation.pk, b.at) not in existing]
+    if not missing:
+        return []
+    snapshot = _open_incidents_snapshot()
+    template = list(HandoffChecklistTemplateItem.objects.filter(is_active=True))
+    created = []
+    for boundary in missing:
+        with transaction.atomic():
+            # ignore_conflicts: a second job racing on the same boundary creates nothing.
+            Handoff.objects.bulk_create(
+                [
+                    Handoff(
+                        rotation=boundary.rotation,
+                        boundary_at=boundary.at,
+                        outgoing_id=boundary.outgoing,
+                        incoming_id=boundary.incoming,
+                        open_incidents=snapshot,
+                        maintenance_notes=boundary.rotation.maintenance_notes,
+                        known_issues=boundary.rotation.known_issues,
+                        created_at=now,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+            handoff = Handoff.objects.filter(
+                rotation=boundary.rotation, boundary_at=boundary.at
+            ).first()
+            if handoff is None or handoff.checklist.exists():
+                continue
+            HandoffChecklistItem.objects.bulk_create(
+                HandoffChecklistItem(handoff=handoff, position=item.position, text=item.text)
+                for item in template
+            )
+            created.append(handoff)
+    return created
+
+
+def ack_token(handoff: Handoff) -> str:
+    return signing.dumps(
+        {"handoff": handoff.pk, "user": handoff.incoming_id}, salt=ACK_LINK_SALT, compress=True
+    )
+
+
+def handoff_from_token(token: str) -> Handoff:
+    try:
+        data = signing.loads(token, salt=ACK_LINK_SALT, max_age=ACK_LINK_MAX_AGE.total_seconds())
+    except signing.SignatureExpired as exc:
+        raise HandoffError("This link has expired; acknowledge the handoff in the admin.") from exc
+    except signing.BadSignature as exc:
+        raise HandoffError("This link is not valid.") from exc
+    handoff = (
+        Handoff.objects.select_related("rotation", "incoming").filter(pk=data["handoff"]).first()
+    )
+    if handoff is None or handoff.incoming_id != data["user"]:
+        raise HandoffError("This handoff no longer exists or has another incoming engineer.")
+    return handoff
+
+
+def ack_url(handoff: Handoff) -> str:
+    return settings.SITE_URL + reverse("handoff-acknowledge", args=[ack_token(handoff)])
+
+
+@transaction.atomic
+def acknowledge_handoff(handoff: Handoff, *, by, now: datetime | None = None) -> Handoff:
+    """The incoming engineer confirms they have taken over (or an admin on their behalf)."""
+    now = now or timezone.now()
+    handoff = Handoff.objects.select_for_update().get(pk=handoff.pk)
+    if handoff.acknowledged_at is not None:
+        raise HandoffError(f"Already acknowledged at {handoff.acknowledged_at:%Y-%m-%d %H:%M} UTC.")
+    if by is not None and handoff.incoming_id not in (None, by.pk) and not by.is_superuser:
+        raise HandoffError("Only the incoming engineer acknowledges a handoff.")
+    handoff.acknowledged_at = now
+    handoff.acknowledged_by = by
+    handoff.save(update_fields=["acknowledged_at", "acknowledged_by"])
+    return handoff
+
+
+@transaction.atomic
+def set_handoff_item(item: HandoffChecklistItem, *, done: bool, by, now=None):
+    now = now or timezone.now()
+    item = HandoffChecklistItem.objects.select_for_update().get(pk=item.pk)
+    item.done_at = now if done else None
+    item.done_by = by if done else None
+    item.save(update_fields=["done_at", "done_by"])
+    return item
+
+
+def _claim(field: str, handoff_ids: list[int], now: datetime) -> list[int]:
+    """Mark each email as sent by this job only if no other job did: exactly one sender."""
+    claimed = []
+    for pk in handoff_ids:
+        if Handoff.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}):
+            claimed.append(pk)
+    return claimed
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """Email each incoming engineer before their boundary, once."""
+    now = now or timezone.now()
+    pending = Handoff.objects.filter(
+        reminder_sent_at__isnull=True,
+        acknowledged_at__isnull=True,
+        incoming__isnull=False,
+        boundary_at__gte=now - LOOKBACK,
+    ).select_related("rotation", "incoming", "outgoing")
+    due = [h for h in pending if h.boundary_at - h.rotation.handoff_reminder_before <= now]
+    sent = 0
+    for pk in _claim("reminder_sent_at", [h.pk for h in due], now):
+        handoff = next(h for h in due if h.pk == pk)
+        if not handoff.incoming.email:
+            continue
+        _mail(
+            f"[On call] You take over {handoff.rotation} "
+            f"at {handoff.boundary_at:%a %d %b %H:%M} UTC",
+            _reminder_body(handoff),
+            [handoff.incoming.email],
+        )
+        sent += 1
+    return sent
+
+
+def flag_unacknowledged(now: datetime | None = None) -> int:
+    """Email the rotation's owner about each handoff nobody acknowledged in time, once."""
+    now = now or timezone.now()
+    candidates = Handoff.objects.filter(
+        acknowledged_at__isnull=True, overdue_notified_at__isnull=True, boundary_at__lte=now
+    ).select_related("rotation", "rotation__owner", "incoming")
+    overdue = [h for h in candidates if h.is_overdue(now)]
+    flagged = 0
+    for pk in _claim("overdue_notified_at", [h.pk for h in overdue], now):
+        handoff = next(h for h in overdue if h.pk == pk)
+        owner = handoff.rotation.owner
+        log.warning("handoff of %s at %s not acknowledged", handoff.rotation, handoff.boundary_at)
+        flagged += 1
+        if owner is None or not owner.email:
+            continue
+        who = _name(handoff.incoming)
+        _mail(
+            f"[On call] Handoff not acknowledged: {handoff.rotation}",
+            f"{who} has not acknowledged taking over {handoff.rotation} at "
+            f"{handoff.boundary_at:%Y-%m-%d %H:%M} UTC.\n\n"
+            f"Check that someone is on call: {settings.SITE_URL}"
+            f"{reverse('admin:escalation_handoff_change', args=[handoff.pk])}\n",
+            [owner.email],
+        )
+    return flagged
+
+
+def run_handoffs(now: datetime | None = None) -> dict[str, int]:
+    now = now or timezone.now()
+    return {
+        "created": len(create_due_handoffs(now)),
+        "reminded": send_reminders(now),
+        "flagged": flag_unacknowledged(now),
+    }
+
+
+def _name(user) -> str:
+    if user is None:
+        return "Nobody"
+    return user.get_full_name() or user.get_username()
+
+
+def _reminder_body(handoff: Handoff) -> str:
+    incidents = (
+        "\n".join(
+            f"  - {i['id']} [{i['severity']}] {i['title']} ({i['status']})"
+            for i in handoff.open_incidents
+        )
+        or "  none"
+    )
+    items = "\n".join(f"  [ ] {item.text}" for item in handoff.checklist.all())
+    return (
+        f"Hello {_name(handoff.incoming)},\n\n"
+        f"You take over {handoff.rotation} from {_name(handoff.outgoing)} at "
+        f"{handoff.boundary_at:%A %d %B %H:%M} UTC.\n\n"
+        f"Open incidents:\n{incidents}\n\n"
+        f"Scheduled maintenance:\n  {handoff.maintenance_notes or 'none noted'}\n\n"
+        f"Known issues:\n  {handoff.known_issues or 'none noted'}\n\n"
+        f"Handoff checklist:\n{items}\n\n"
+        f"When you have taken over, acknowledge the handoff:\n  {ack_url(handoff)}\n"
+        f"(the link opens a confirmation page; nothing happens until you press its button)\n"
+    )
+
+
+def _mail(subject: str, body: str, to: list[str]) -> None:
+    # Sent after the claim committed; the notification outbox of the escalation issue will
+    # take this over with delivery tracking.
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
+    )
