@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from . import calendar, handoffs, services
+from . import rotations as pure
 from .models import (
     ContactProfile,
     Handoff,
@@ -164,16 +165,19 @@ class RotationAdmin(CalendarFeedMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = dict(extra_context or {})
-        if str(object_id).isdigit() and self.get_object(request, object_id) is not None:
+        rotation = self.get_object(request, object_id) if str(object_id).isdigit() else None
+        if rotation is not None:
             now = timezone.now()
-            spans = services.shifts(int(object_id), now, now + timedelta(days=COVERAGE_DAYS))
+            # The table starts at the current shift's handoff, so it reads as whole shifts.
+            start = min(pure.shift_window(services.rules_for(rotation), now)[0], now)
+            spans = services.shifts(rotation.pk, start, now + timedelta(days=COVERAGE_DAYS))
             upcoming = spans
             if len(spans) < NEXT_SHIFTS:
                 # Long shifts: look further ahead so the page still lists the next eight.
-                upcoming = services.shifts(int(object_id), now, now + timedelta(days=400))
+                upcoming = services.shifts(rotation.pk, start, now + timedelta(days=400))
             extra.update(
                 upcoming=upcoming[:NEXT_SHIFTS],
-                gaps=[span for span in spans if span.is_gap],
+                gaps=[span for span in spans if span.is_gap and span.end > now],
                 coverage_days=COVERAGE_DAYS,
             )
         return super().change_view(request, object_id, form_url, extra)

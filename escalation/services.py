@@ -97,19 +97,35 @@ def on_call(queryset=None, at: datetime | None = None) -> list[OnCall]:
     # since/until are the edges of the piece of the current shift around ``at``: an override
     # later (or earlier) in that shift moves them, so read every override overlapping the shift,
     # not only those covering ``at``.
-    windows = Q()
-    for rotation in rotations:
-        shift_start, shift_end = pure.shift_window(rules_for(rotation), at)
-        windows |= Q(rotation_id=rotation.pk, starts_at__lt=shift_end, ends_at__gt=shift_start)
+    windows = {rotation.pk: pure.shift_window(rules_for(rotation), at) for rotation in rotations}
+    # One time-range filter for all rotations (a per-rotation OR would be copied into every
+    # prefetch lookup and grow with the square of the rotation count); each rotation then keeps
+    # the overrides overlapping its own shift.
+    earliest = min((start for start, _ in windows.values()), default=at)
+    latest = max((end for _, end in windows.values()), default=at)
     prefetch_related_objects(
         rotations,
         Prefetch("members", queryset=RotationMember.objects.order_by("position", "pk")),
-        Prefetch("overrides", queryset=Override.objects.filter(windows).order_by("pk")),
+        Prefetch(
+            "overrides",
+            queryset=Override.objects.filter(starts_at__lt=latest, ends_at__gt=earliest).order_by(
+                "pk"
+            ),
+        ),
     )
     spans = [
         (
             rotation,
-            pure.on_call_at(rules_for(rotation), _memberships(rotation), _covers(rotation), at),
+            pure.on_call_at(
+                rules_for(rotation),
+                _memberships(rotation),
+                [
+                    cover
+                    for cover in _covers(rotation)
+                    if cover.start < windows[rotation.pk][1] and cover.end > windows[rotation.pk][0]
+                ],
+                at,
+            ),
         )
         for rotation in rotations
     ]
