@@ -360,16 +360,24 @@ class HandoffAdmin(admin.ModelAdmin):
     def checklist_progress(self, obj):
         return f"{obj.items_done}/{obj.items}"
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            # Who reads the page decides which security incidents show their titles.
+            obj.reader = request.user
+        return obj
+
     @admin.display(description="Open incidents at handoff")
     def open_incidents_list(self, obj):
-        if not obj.open_incidents:
+        incidents = handoffs.open_incidents_for(obj, getattr(obj, "reader", None))
+        if not incidents:
             return "none"
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
                 "",
                 "<li>{} [{}] {} ({})</li>",
-                ((i["id"], i["severity"], i["title"], i["status"]) for i in obj.open_incidents),
+                ((i["id"], i["severity"], i["title"], i["status"]) for i in incidents),
             ),
         )
 
@@ -382,6 +390,13 @@ class HandoffAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{handoff}: {exc.message}", messages.WARNING)
             else:
                 self.message_user(request, f"Acknowledged {handoff}.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        # Every field of the form is read-only: saving the row would only write back the
+        # reminder, acknowledgement and overdue columns as read at the start of this request,
+        # undoing a signed link or the periodic job that acted meanwhile. Ticks are saved by
+        # save_formset through the service.
+        pass
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not HandoffChecklistItem:

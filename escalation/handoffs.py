@@ -79,6 +79,39 @@ def _open_incidents_snapshot() -> list[dict]:
     ]
 
 
+RESTRICTED_TITLE = "Security incident (details restricted)"
+
+
+def open_incidents_for(handoff: Handoff, user) -> list[dict]:
+    """The handoff's snapshot as ``user`` may read it.
+
+    The snapshot keeps every open incident, but a security incident's title is shown only to
+    those who may see the incident (incidents.models.IncidentQuerySet.visible_to); others learn
+    that it exists, its id, severity and status, and not what it is about. An incident flagged
+    as security after the handoff counts as one too.
+    """
+    snapshot = handoff.open_incidents
+    if not snapshot:
+        return []
+    secret = {i["id"] for i in snapshot if i.get("is_security")} | set(
+        Incident.objects.filter(
+            public_id__in=[i["id"] for i in snapshot], is_security=True
+        ).values_list("public_id", flat=True)
+    )
+    if not secret:
+        return list(snapshot)
+    cleared = set()
+    if user is not None:
+        cleared = set(
+            Incident.objects.visible_to(user)
+            .filter(public_id__in=secret)
+            .values_list("public_id", flat=True)
+        )
+    return [
+        {**i, "title": RESTRICTED_TITLE} if i["id"] in secret - cleared else i for i in snapshot
+    ]
+
+
 def create_due_handoffs(now: datetime | None = None) -> list[Handoff]:
     """Record every boundary from a day ago up to each rotation's reminder time ahead."""
     now = now or timezone.now()
@@ -90,14 +123,19 @@ def create_due_handoffs(now: datetime | None = None) -> list[Handoff]:
         for b in boundaries(rotations, now - LOOKBACK, now + horizon + timedelta(minutes=1))
         if b.at <= now + b.rotation.handoff_reminder_before
         and (b.outgoing is not None or b.incoming is not None)
+        # An override across the boundary: the same person stays on, nothing changes hands.
+        and b.outgoing != b.incoming
     ]
     if not due:
         return []
-    existing = set(
-        Handoff.objects.filter(
+    fields = ("pk", "rotation_id", "boundary_at", "outgoing_id", "incoming_id", "acknowledged_at")
+    existing = {
+        (row["rotation_id"], row["boundary_at"]): row
+        for row in Handoff.objects.filter(
             rotation__in=[b.rotation for b in due], boundary_at__in=[b.at for b in due]
-        ).values_list("rotation_id", "boundary_at")
-    )
+        ).values(*fields)
+    }
+    _follow_changes(due, existing)
     missing = [b for b in due if (b.rotation.pk, b.at) not in existing]
     if not missing:
         return []
@@ -133,6 +171,41 @@ def create_due_handoffs(now: datetime | None = None) -> list[Handoff]:
             )
             created.append(handoff)
     return created
+
+
+def _follow_changes(due: list[Boundary], existing: dict[tuple, dict]) -> None:
+    """Point unacknowledged handoffs at whoever the schedule now says hands over.
+
+    A handoff is recorded up to ``handoff_reminder_before`` ahead, and an override or a roster
+    change made after that still applies to its boundary (docs/oncall.md, rules 5 and 6): the
+    person now taking over is reminded (``reminder_sent_at`` cleared) and the link sent to the
+    previous one stops working (it names another incoming engineer). The update is conditional
+    on the people it read and on nobody having acknowledged, so it never rewrites a handoff
+    someone took over meanwhile.
+    """
+    for boundary in due:
+        row = existing.get((boundary.rotation.pk, boundary.at))
+        if row is None:
+            continue
+        people = (row["outgoing_id"], row["incoming_id"])
+        if row["acknowledged_at"] is not None or people == (boundary.outgoing, boundary.incoming):
+            continue
+        changed = Handoff.objects.filter(
+            pk=row["pk"],
+            outgoing_id=row["outgoing_id"],
+            incoming_id=row["incoming_id"],
+            acknowledged_at__isnull=True,
+        ).update(
+            outgoing_id=boundary.outgoing, incoming_id=boundary.incoming, reminder_sent_at=None
+        )
+        if changed:
+            log.info(
+                "handoff of %s at %s now from user %s to user %s",
+                boundary.rotation,
+                boundary.at,
+                boundary.outgoing,
+                boundary.incoming,
+            )
 
 
 def ack_token(handoff: Handoff) -> str:
@@ -234,11 +307,19 @@ def flag_unacknowledged(now: datetime | None = None) -> int:
         flagged += 1
         if owner is None or not owner.email:
             continue
-        who = _name(handoff.incoming)
+        if handoff.incoming is None:
+            what = (
+                f"Nobody took over {handoff.rotation} at {handoff.boundary_at:%Y-%m-%d %H:%M} UTC: "
+                "the rotation has a gap."
+            )
+        else:
+            what = (
+                f"{_name(handoff.incoming)} has not acknowledged taking over {handoff.rotation} "
+                f"at {handoff.boundary_at:%Y-%m-%d %H:%M} UTC."
+            )
         _mail(
             f"[On call] Handoff not acknowledged: {handoff.rotation}",
-            f"{who} has not acknowledged taking over {handoff.rotation} at "
-            f"{handoff.boundary_at:%Y-%m-%d %H:%M} UTC.\n\n"
+            f"{what}\n\n"
             f"Check that someone is on call: {settings.SITE_URL}"
             f"{reverse('admin:escalation_handoff_change', args=[handoff.pk])}\n",
             [owner.email],
@@ -265,7 +346,7 @@ def _reminder_body(handoff: Handoff) -> str:
     incidents = (
         "\n".join(
             f"  - {i['id']} [{i['severity']}] {i['title']} ({i['status']})"
-            for i in handoff.open_incidents
+            for i in open_incidents_for(handoff, handoff.incoming)
         )
         or "  none"
     )
@@ -286,6 +367,13 @@ def _reminder_body(handoff: Handoff) -> str:
 def _mail(subject: str, body: str, to: list[str]) -> None:
     # Sent after the claim committed; the notification outbox of the escalation issue will
     # take this over with delivery tracking.
-    transaction.on_commit(
-        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
-    )
+    def send() -> None:
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
+        except Exception:
+            # Every email of this run is already claimed: one refused address or a dropped
+            # connection must not abort the run and lose the other reminders and flags with it.
+            # This one is lost, as after a crash between claim and send (docs/architecture.md).
+            log.exception("handoff email %r to %s not sent", subject, ", ".join(to))
+
+    transaction.on_commit(send)

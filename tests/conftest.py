@@ -107,3 +107,74 @@ def celery_worker_process(
 def fast_password_hasher(settings):
     """PBKDF2's deliberate slowness is for attackers, not for test users created by the hundred."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class SMTPServer:
+    """A real SMTP server on 127.0.0.1: every message Django sends to it, as received."""
+
+    def __init__(self, host: str, port: int):
+        self.host = host
+        self.port = port
+        self.envelopes: list = []
+        # Addresses answered "550 mailbox unavailable", as a real server refuses a bad address.
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list:
+        """Parsed messages: ``msg["To"]``, ``msg["Subject"]``, ``msg.get_content()`` (the body).
+
+        SMTP carries CRLF line ends; they are read back as ``\n`` so bodies compare as written.
+        """
+        import email
+        import email.policy
+
+        return [
+            email.message_from_bytes(
+                (envelope.original_content or envelope.content).replace(b"\r\n", b"\n"),
+                policy=email.policy.default,
+            )
+            for envelope in self.envelopes
+        ]
+
+
+@pytest.fixture
+def smtp_server(settings) -> Iterator[SMTPServer]:
+    """Django's SMTP backend pointed at a real aiosmtpd server that keeps what it receives.
+
+    Emails go out in ``transaction.on_commit`` callbacks: with the ``db`` fixture, run them with
+    ``django_capture_on_commit_callbacks(execute=True)``, or use ``transactional_db``.
+    """
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    # aiosmtpd's controller connects to its own port to know it is up, so it cannot bind port 0
+    # itself: ask the OS for a free port and hand that over.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = SMTPServer("127.0.0.1", port)
+    controller = Controller(server, hostname=server.host, port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = server.host
+    settings.EMAIL_PORT = port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 10
+    try:
+        yield server
+    finally:
+        controller.stop()

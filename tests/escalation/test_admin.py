@@ -205,3 +205,20 @@ def test_the_rotation_page_lists_eight_shifts_when_fully_covered(client, admin_u
     assert coverage.count("<tr class=") == 8
     assert "Mon 2026-03-09 00:00" in coverage and "Mon 2026-05-04 00:00" in coverage
     assert "every hour of the next 30 days is covered" in page
+
+
+def test_the_admin_home_lists_handoffs_nobody_acknowledged_in_time(client, admin_user, people):
+    from escalation import handoffs
+    from escalation.models import Handoff
+
+    rotation = rotation_with(*people, name="Primary")
+    handoffs.run_handoffs(datetime(2026, 3, 8, 23, 30, tzinfo=UTC))  # before Monday 9 March
+    handoff = Handoff.objects.get(rotation=rotation)
+    client.force_login(admin_user)
+
+    page = client.get("/admin/").content.decode()  # Wednesday: long past the 4-hour window
+
+    assert "Handoffs not acknowledged" in page
+    assert f"/admin/escalation/handoff/{handoff.pk}/change/" in page
+    handoffs.acknowledge_handoff(handoff, by=handoff.incoming)
+    assert "Handoffs not acknowledged" not in client.get("/admin/").content.decode()
