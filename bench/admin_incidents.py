@@ -30,10 +30,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchdb import ensure_database, setup_django  # noqa: E402
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -72,43 +73,6 @@ SERVICES = (
 )
 # Severity code: relative weight. Most incidents are minor, a few are critical.
 SEVERITY_WEIGHTS = {"P0": 3, "P1": 12, "P2": 35, "P3": 50}
-
-
-def ensure_database(url: str) -> str:
-    """Create the benchmark database if it does not exist; return its name."""
-    import psycopg
-    from psycopg import sql
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    if "bench" not in name:
-        sys.exit(
-            f"Refusing database {name!r}: this benchmark empties the incident tables of the "
-            "database it uses. Point DATABASE_URL at a database whose name contains 'bench'."
-        )
-    params = {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "user": unquote(parsed.username or "postgres"),
-        "dbname": "postgres",
-        "autocommit": True,
-    }
-    if parsed.password:
-        params["password"] = unquote(parsed.password)
-    with psycopg.connect(**params) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"Created database {name}.")
-    return name
-
-
-def setup_django() -> None:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 # --- filling ----------------------------------------------------------------------------------
@@ -610,7 +574,7 @@ def main() -> int:
     if len(sizes) < 2:
         parser.error("give at least two sizes")
 
-    name = ensure_database(os.environ["DATABASE_URL"])
+    name = ensure_database(os.environ["DATABASE_URL"], "incident tables")
     setup_django()
     from django.utils import timezone
 
