@@ -13,6 +13,9 @@ Rules (incident-response-guide.md "Escalation Matrix", incident-escalation-flow.
   identified", and resolving stops every step. A firing whose time passed while the condition
   still held but was never recorded (a late tick) fires now, unless the condition has since
   stopped holding.
+* Catching up never sends a burst: when several repetitions of one step are overdue at once,
+  only the latest fires, and a repetition older than one already fired never fires. Three
+  identical pages in the same second tell nobody anything the last one does not.
 * Re-planning after a change of severity or flags is the same call with the new snapshot: its
   steps are planned from the declaration time, so those whose time has passed fire at once,
   except the firings already recorded (same step key and repetition).
@@ -110,14 +113,23 @@ def plan(
     done = set(fired)
     due: list[Firing] = []
     upcoming: list[Firing] = []
+    latest_fired: dict[str, int] = {}
+    for key, repetition in done:
+        latest_fired[key] = max(repetition, latest_fired.get(key, -1))
     for step in steps:
+        if not facts.condition_holds(step.condition, now):
+            continue  # stopped: neither due now nor later
+        overdue: Firing | None = None
         for repetition, due_at in step.due_times(facts.declared_at):
-            if (step.key, repetition) in done:
+            if (step.key, repetition) in done or repetition < latest_fired.get(step.key, -1):
                 continue
-            if not facts.condition_holds(step.condition, now):
-                continue  # stopped: neither due now nor later
             firing = Firing(step, repetition, due_at)
-            (due if due_at <= now else upcoming).append(firing)
+            if due_at <= now:
+                overdue = firing  # a later overdue repetition supersedes an earlier one
+            else:
+                upcoming.append(firing)
+        if overdue is not None:
+            due.append(overdue)
     due.sort(key=lambda f: (f.due_at, f.step.key, f.repetition))
     upcoming.sort(key=lambda f: (f.due_at, f.step.key, f.repetition))
     return Plan(due, upcoming)

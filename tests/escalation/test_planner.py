@@ -234,18 +234,15 @@ def test_resolving_at_90_min_stops_everything():
     assert incident.tick(after(4 * HOUR)) == []
 
 
-def test_late_first_tick_fires_every_past_firing_once_oldest_first():
+def test_late_first_tick_fires_each_overdue_step_once_oldest_first_without_a_burst():
     incident = Incident(P0)
 
+    # The page and its two repeats are all overdue: one page goes out, not three.
     assert incident.tick(after(2 * HOUR + 30 * MINUTE)) == [
-        ("p0-page", 0),
-        ("p0-page", 1),
         ("p0-page", 2),
         ("p0-engineering-manager", 0),
     ]
     assert [firing.due_at for firing in incident.last.due] == [
-        after(0 * MINUTE),
-        after(5 * MINUTE),
         after(10 * MINUTE),
         after(2 * HOUR),
     ]
@@ -261,8 +258,6 @@ def test_late_tick_orders_by_due_time_not_by_snapshot_order():
     incident = Incident(P0[::-1] + ROOT_CAUSE)
 
     assert incident.tick(after(4 * HOUR + 30 * MINUTE)) == [
-        ("p0-page", 0),
-        ("p0-page", 1),
         ("p0-page", 2),
         ("p0-root-cause", 0),
         ("p0-engineering-manager", 0),
@@ -336,7 +331,7 @@ def test_root_cause_step_stops_when_root_cause_identified_at_is_now_or_earlier()
         assert result == Plan(due=[], upcoming=[])
 
 
-def test_severity_raised_p1_to_p0_fires_the_passed_p0_steps_at_once_without_repeats():
+def test_severity_raised_p1_to_p0_pages_once_at_once_and_then_follows_p0():
     incident = Incident(P1 + DATA_LOSS)
     assert incident.tick(after(0 * MINUTE)) == [("data-loss", 0)]
     assert incident.last.next_due_at == after(2 * HOUR)
@@ -344,7 +339,8 @@ def test_severity_raised_p1_to_p0_fires_the_passed_p0_steps_at_once_without_repe
 
     # Re-snapshot on the severity change; the data loss flag's step keeps its key.
     incident.steps = P0 + DATA_LOSS
-    assert incident.tick(after(30 * MINUTE)) == [("p0-page", 0), ("p0-page", 1), ("p0-page", 2)]
+    # One page for the P0, not one per repetition already overdue.
+    assert incident.tick(after(30 * MINUTE)) == [("p0-page", 2)]
     assert incident.upcoming() == [("p0-engineering-manager", 0), ("p0-cto", 0)]
     assert incident.last.next_due_at == after(2 * HOUR)
     assert incident.tick(after(30 * MINUTE)) == []
@@ -458,3 +454,18 @@ def test_step_rejects_an_unknown_condition():
 def test_step_rejects_a_repeat_without_a_positive_interval(repeat_every):
     with pytest.raises(ValueError, match="repeating step needs a positive interval"):
         Step(key="page", delay=timedelta(0), repeat_every=repeat_every, repeat_times=2)
+
+
+def test_an_older_repetition_never_fires_after_a_newer_one():
+    step = Step("page", 0 * MINUTE, repeat_every=5 * MINUTE, repeat_times=3)
+    facts = Facts(DECLARED_AT)
+
+    result = plan(facts, [step], after(11 * MINUTE), fired=[("page", 2)])
+
+    assert identities(result.due) == []
+    assert identities(result.upcoming) == [("page", 3)]
+
+
+def test_a_step_cannot_repeat_a_negative_number_of_times():
+    with pytest.raises(ValueError, match="zero or more times"):
+        Step("page", 0 * MINUTE, repeat_every=5 * MINUTE, repeat_times=-1)
