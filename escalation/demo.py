@@ -80,6 +80,7 @@ def seed_oncall_demo(now: datetime | None = None) -> list[str]:
             ends_at=start + timedelta(hours=10),
             reason="Swap: dentist appointment",
         )
+    OrgRole.objects.filter(slug="on-call-engineer", rotation__isnull=True).update(rotation=primary)
     for slug, names in ROLE_HOLDERS.items():
         role = OrgRole.objects.filter(slug=slug).first()
         if role is not None and not role.holders.exists() and role.rotation_id is None:

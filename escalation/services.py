@@ -280,3 +280,48 @@ def coverage(at: datetime | None = None, days: int = 7) -> list[Coverage]:
         )
         for rotation, now, gaps in result
     ]
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    target: str  # "role:devops-lead", "backup:on-call-engineer"
+    label: str  # "DevOps Lead", "Backup on call (Backup on-call)"
+    people: list
+
+
+def resolve_targets(targets: Sequence[str], at: datetime) -> list[ResolvedTarget]:
+    """Who each escalation target means at ``at``; an empty ``people`` is a gap, never skipped.
+
+    ``role:<slug>`` is the org role's holders (its rotation's on call when it has one);
+    ``backup:<slug>`` is whoever is on call in the backup rotation of that role's rotation.
+    """
+    slugs = {target.split(":", 1)[1] for target in targets}
+    roles = {
+        role.slug: role
+        for role in OrgRole.objects.filter(slug__in=slugs)
+        .select_related("rotation__backup")
+        .prefetch_related("holders")
+    }
+    held = {role.slug: people for role, people in role_holders(list(roles.values()), at)}
+    backups = [r.rotation.backup for r in roles.values() if r.rotation and r.rotation.backup]
+    backup_answers = {}
+    if backups:
+        backup_answers = {
+            answer.rotation.pk: answer
+            for answer in on_call(Rotation.objects.filter(pk__in=[b.pk for b in backups]), at)
+        }
+    resolved = []
+    for target in targets:
+        kind, slug = target.split(":", 1)
+        role = roles.get(slug)
+        if role is None:
+            resolved.append(ResolvedTarget(target, f"unknown role {slug!r}", []))
+        elif kind == "backup":
+            backup = role.rotation.backup if role.rotation else None
+            answer = backup_answers.get(backup.pk) if backup else None
+            people = [answer.user] if answer and answer.user else []
+            where = backup.name if backup else "no backup rotation"
+            resolved.append(ResolvedTarget(target, f"Backup on call ({where})", people))
+        else:
+            resolved.append(ResolvedTarget(target, role.name, held.get(slug, [])))
+    return resolved

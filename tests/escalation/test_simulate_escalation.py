@@ -1,0 +1,108 @@
+"""simulate_escalation: the runbook matrix replayed against the real roster, sending nothing."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core import mail
+from django.core.management import CommandError, call_command
+
+from escalation.models import OrgRole
+
+from .factories import UserFactory, rotation_with
+
+pytestmark = pytest.mark.django_db
+
+DECLARED = "2026-03-11T12:00:00Z"
+
+
+@pytest.fixture
+def organisation():
+    people = {
+        name: UserFactory(username=name, email=f"{name}@example.com")
+        for name in ("olive", "otto", "bea", "dev", "back", "em", "cto", "sec")
+    }
+    backup = rotation_with(people["bea"], name="Backup")
+    primary = rotation_with(people["olive"], people["otto"], name="Primary", backup=backup)
+    OrgRole.objects.filter(slug="on-call-engineer").update(rotation=primary)
+    for slug, name in (
+        ("devops-lead", "dev"),
+        ("backend-lead", "back"),
+        ("engineering-manager", "em"),
+        ("cto", "cto"),
+        ("security-team", "sec"),
+    ):
+        OrgRole.objects.get(slug=slug).holders.set([people[name]])
+    return people
+
+
+def simulate(*args: str) -> list[dict]:
+    out = StringIO()
+    call_command("simulate_escalation", *args, "--at", DECLARED, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_a_p0_security_incident_acknowledged_late_and_resolved_after_five_hours(organisation):
+    rows = simulate("--severity", "P0", "--security", "--ack-after", "20m", "--resolve-after", "5h")
+
+    # Weekly from Monday 5 January: the week of 9 March is the tenth shift, otto's (olive first).
+    on_call = "otto@example.com"
+    assert [(r["offset_seconds"], r["recipients"]) for r in rows] == [
+        (0, ["sec@example.com"]),
+        (0, sorted(["back@example.com", "dev@example.com", on_call])),
+        (900, ["bea@example.com"]),
+        (7200, ["em@example.com"]),
+        (14400, ["cto@example.com"]),
+    ]
+    assert rows[1]["targets"] == ["On-Call Engineer", "DevOps Lead", "Backend Lead"]
+    assert rows[2]["targets"] == ["Backup on call (Backup)"]
+    assert {r["channel"] for r in rows} == {"email"}
+    assert set(rows[0]) == {"offset_seconds", "step", "targets", "recipients", "channel"}
+    assert mail.outbox == []
+
+
+def test_acknowledging_in_time_stops_the_backup_page(organisation):
+    rows = simulate("--severity", "P0", "--ack-after", "10m", "--resolve-after", "90m")
+
+    assert [r["offset_seconds"] for r in rows] == [0]
+
+
+def test_p3_escalates_to_nobody_and_says_so(organisation):
+    out = StringIO()
+    call_command("simulate_escalation", "--severity", "P3", "--at", DECLARED, stdout=out)
+
+    assert out.getvalue().strip() == "Nothing would fire."
+
+
+def test_a_role_nobody_holds_is_reported_not_skipped(organisation):
+    OrgRole.objects.get(slug="cto").holders.clear()
+    out = StringIO()
+
+    call_command("simulate_escalation", "--severity", "P0", "--at", DECLARED, stdout=out)
+
+    cto_line = next(line for line in out.getvalue().splitlines() if "CTO" in line)
+    assert "NOBODY" in cto_line and "nobody holds: CTO" in cto_line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--severity", "P9"),
+        ("--severity", "P0", "--ack-after", "soon"),
+        ("--severity", "P0", "--at", "2026-03-11T12:00:00"),
+    ],
+)
+def test_bad_input_is_a_clear_command_error(organisation, args):
+    with pytest.raises(CommandError):
+        call_command("simulate_escalation", *args, stdout=StringIO())
+
+
+def test_a_p2_resolved_within_a_day_never_reaches_the_team_lead(organisation):
+    assert [r["offset_seconds"] for r in simulate("--severity", "P2", "--resolve-after", "2h")] == [
+        0
+    ]
+    unresolved = simulate("--severity", "P2")
+    assert [(r["offset_seconds"], r["recipients"]) for r in unresolved] == [
+        (0, ["otto@example.com"]),
+        (86400, ["back@example.com", "dev@example.com"]),
+    ]
