@@ -458,7 +458,7 @@ def main() -> int:
     # and covers outside the shift cost the resolver next to nothing.
     loaded = services.with_schedule(start=now - timedelta(days=8), end=now + timedelta(days=8))
     inputs = [
-        (services.rules_for(r), services._memberships(r), services._covers(r)) for r in loaded
+        (services.rules_for(r), services.memberships_of(r), services.covers_of(r)) for r in loaded
     ]
     resolving, _ = measure_pure(
         f"pure on_call_at() alone, {ROTATIONS} rotations",
@@ -495,8 +495,8 @@ def main() -> int:
             Rotation.objects.filter(pk=pk), start=start, end=end
         ).get()
         rules = services.rules_for(rotation)
-        members = services._memberships(rotation)
-        covers = services._covers(rotation)
+        members = services.memberships_of(rotation)
+        covers = services.covers_of(rotation)
         alone, pure_spans = measure_pure(
             f"rotations.shifts_between() alone, {label}",
             runs,

@@ -4,11 +4,15 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
+
+from ops.people import display_name
 
 from . import calendar, handoffs, services
 from . import rotations as pure
@@ -26,12 +30,6 @@ from .models import (
 # Coverage shown on a rotation's page.
 COVERAGE_DAYS = 30
 NEXT_SHIFTS = 8
-
-
-def person(user) -> str:
-    if user is None:
-        return "nobody"
-    return user.get_full_name() or user.get_username()
 
 
 class CalendarFeedMixin:
@@ -156,7 +154,7 @@ class RotationAdmin(CalendarFeedMixin, admin.ModelAdmin):
                 )
             return format_html(
                 "{}{} until {}",
-                person(found.user),
+                display_name(found.user),
                 " (override)" if found.is_override else "",
                 f"{found.until:%a %d %b %H:%M}",
             )
@@ -229,7 +227,7 @@ class OrgRoleAdmin(admin.ModelAdmin):
     def held_by(self, obj):
         if obj.rotation_id:
             return f"whoever is on call in {obj.rotation}"
-        return ", ".join(person(user) for user in obj.holders.all()) or "nobody"
+        return ", ".join(display_name(user) for user in obj.holders.all()) or "nobody"
 
     def get_urls(self):
         return [
@@ -244,8 +242,6 @@ class OrgRoleAdmin(admin.ModelAdmin):
     def contacts_view(self, request):
         """The runbook's contact table, live: every role, who holds it now, how to reach them."""
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         at = parse_datetime(request.GET.get("at", "")) or timezone.now()
         rows = [
@@ -331,8 +327,6 @@ class HandoffAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        from django.db.models import Count, Q
-
         return (
             super()
             .get_queryset(request)

@@ -19,6 +19,8 @@ from django.urls import reverse
 from icalendar import Calendar, Event
 from icalendar.prop import vDuration
 
+from ops.people import display_name
+
 from . import rotations as pure
 from . import services
 from .models import ContactProfile, Override, Rotation, RotationMember, new_token
@@ -71,7 +73,7 @@ def person_feed(user, now: datetime) -> bytes:
     resolved = _resolve(
         Rotation.objects.filter(Q(pk__in=mine) | Q(pk__in=mine.values("backup_id"))), start, end
     )
-    calendar = _calendar(f"On call: {_name(user)}", f"person-{user.pk}")
+    calendar = _calendar(f"On call: {display_name(user)}", f"person-{user.pk}")
     for rotation in resolved.rotations.values():
         for event in _events(resolved, rotation, now, only_user=user.pk):
             calendar.add_component(event)
@@ -99,14 +101,16 @@ class _Resolved:
         self.spans = {
             pk: pure.shifts_between(
                 services.rules_for(rotation),
-                services._memberships(rotation),
-                services._covers(rotation),
+                services.memberships_of(rotation),
+                services.covers_of(rotation),
                 start,
                 end,
             )
             for pk, rotation in self.rotations.items()
         }
-        self.users = services._users(span.user for spans in self.spans.values() for span in spans)
+        self.users = services.users_by_id(
+            span.user for spans in self.spans.values() for span in spans
+        )
 
 
 def _resolve(queryset, start: datetime, end: datetime) -> _Resolved:
@@ -153,7 +157,7 @@ def _event(
         event.add("summary", f"GAP: nobody on call in {rotation.name}")
     else:
         override = " — override" if span.is_override else ""
-        who = _name(resolved.users.get(span.user))
+        who = display_name(resolved.users.get(span.user))
         event.add("summary", f"On call: {rotation.name} ({who}){override}")
     event.add("dtstart", span.start.astimezone(UTC))
     event.add("dtend", span.end.astimezone(UTC))
@@ -185,7 +189,7 @@ def _description(
         lines.append("On call: nobody (gap)")
     else:
         override = " (override)" if span.is_override else ""
-        lines.append(f"On call: {_name(resolved.users.get(span.user))}{override}")
+        lines.append(f"On call: {display_name(resolved.users.get(span.user))}{override}")
     lines.append(f"From {_local(span.start, zone)} to {_local(span.end, zone)} ({zone.key})")
     if before is not None:
         lines.append(f"Takes over from: {_holder(resolved, before)}")
@@ -211,13 +215,7 @@ def _backup(resolved: _Resolved, rotation: Rotation, span: pure.Shift) -> str:
 
 
 def _holder(resolved: _Resolved, span: pure.Shift) -> str:
-    return "nobody (gap)" if span.is_gap else _name(resolved.users.get(span.user))
-
-
-def _name(user) -> str:
-    if user is None:
-        return "nobody"
-    return user.get_full_name() or user.get_username()
+    return "nobody (gap)" if span.is_gap else display_name(resolved.users.get(span.user))
 
 
 def _local(instant: datetime, zone) -> str:

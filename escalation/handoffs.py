@@ -19,10 +19,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import Incident
+from ops.people import display_name
 
 from . import rotations as pure
 from .models import Handoff, HandoffChecklistItem, HandoffChecklistTemplateItem, Rotation
-from .services import _covers, _memberships, rules_for, with_schedule
+from .services import covers_of, memberships_of, rules_for, with_schedule
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def boundaries(rotations: list[Rotation], start: datetime, end: datetime) -> lis
     found = []
     for rotation in rotations:
         rules = rules_for(rotation)
-        members, covers = _memberships(rotation), _covers(rotation)
+        members, covers = memberships_of(rotation), covers_of(rotation)
         schedule = pure.Schedule(rules)
         index = max(schedule.index_at(start), 0)
         while True:
@@ -295,10 +296,11 @@ def send_reminders(now: datetime | None = None) -> int:
 def flag_unacknowledged(now: datetime | None = None) -> int:
     """Email the rotation's owner about each handoff nobody acknowledged in time, once."""
     now = now or timezone.now()
-    candidates = Handoff.objects.filter(
-        acknowledged_at__isnull=True, overdue_notified_at__isnull=True, boundary_at__lte=now
-    ).select_related("rotation", "rotation__owner", "incoming")
-    overdue = [h for h in candidates if h.is_overdue(now)]
+    overdue = list(
+        Handoff.objects.overdue(now)
+        .filter(overdue_notified_at__isnull=True)
+        .select_related("rotation", "rotation__owner", "incoming")
+    )
     flagged = 0
     for pk in _claim("overdue_notified_at", [h.pk for h in overdue], now):
         handoff = next(h for h in overdue if h.pk == pk)
@@ -314,7 +316,8 @@ def flag_unacknowledged(now: datetime | None = None) -> int:
             )
         else:
             what = (
-                f"{_name(handoff.incoming)} has not acknowledged taking over {handoff.rotation} "
+                f"{display_name(handoff.incoming)} has not acknowledged taking over "
+                f"{handoff.rotation} "
                 f"at {handoff.boundary_at:%Y-%m-%d %H:%M} UTC."
             )
         _mail(
@@ -336,12 +339,6 @@ def run_handoffs(now: datetime | None = None) -> dict[str, int]:
     }
 
 
-def _name(user) -> str:
-    if user is None:
-        return "Nobody"
-    return user.get_full_name() or user.get_username()
-
-
 def _reminder_body(handoff: Handoff) -> str:
     incidents = (
         "\n".join(
@@ -351,9 +348,11 @@ def _reminder_body(handoff: Handoff) -> str:
         or "  none"
     )
     items = "\n".join(f"  [ ] {item.text}" for item in handoff.checklist.all())
+    incoming = display_name(handoff.incoming, nobody="Nobody")
+    outgoing = display_name(handoff.outgoing, nobody="Nobody")
     return (
-        f"Hello {_name(handoff.incoming)},\n\n"
-        f"You take over {handoff.rotation} from {_name(handoff.outgoing)} at "
+        f"Hello {incoming},\n\n"
+        f"You take over {handoff.rotation} from {outgoing} at "
         f"{handoff.boundary_at:%A %d %B %H:%M} UTC.\n\n"
         f"Open incidents:\n{incidents}\n\n"
         f"Scheduled maintenance:\n  {handoff.maintenance_notes or 'none noted'}\n\n"

@@ -10,7 +10,7 @@ from datetime import time, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 
 
 def new_token() -> str:
@@ -216,6 +216,19 @@ class HandoffChecklistTemplateItem(models.Model):
         return self.text
 
 
+class HandoffQuerySet(models.QuerySet):
+    def overdue(self, now):
+        """Not acknowledged within the rotation's ``handoff_ack_within`` of the boundary."""
+        deadline = ExpressionWrapper(
+            F("boundary_at") + F("rotation__handoff_ack_within"), output_field=DateTimeField()
+        )
+        return (
+            self.filter(acknowledged_at__isnull=True)
+            .alias(ack_due_at=deadline)
+            .filter(ack_due_at__lt=now)
+        )
+
+
 class Handoff(models.Model):
     """One shift change of one rotation: who hands to whom, what they must know, and proof the
     incoming engineer took over. Created once per boundary by a periodic job."""
@@ -238,6 +251,8 @@ class Handoff(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HandoffQuerySet.as_manager()
 
     class Meta:
         ordering = ["-boundary_at"]

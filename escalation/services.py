@@ -47,13 +47,13 @@ def rules_for(rotation: Rotation) -> pure.RotationRules:
     )
 
 
-def _memberships(rotation: Rotation) -> list[pure.Membership]:
+def memberships_of(rotation: Rotation) -> list[pure.Membership]:
     return [
         pure.Membership(m.user_id, m.position, m.since, m.until) for m in rotation.members.all()
     ]
 
 
-def _covers(rotation: Rotation) -> list[pure.Cover]:
+def covers_of(rotation: Rotation) -> list[pure.Cover]:
     return [
         pure.Cover(o.user_id, o.starts_at, o.ends_at, order=o.pk) for o in rotation.overrides.all()
     ]
@@ -76,7 +76,7 @@ def with_schedule(queryset=None, *, start: datetime | None = None, end: datetime
     )
 
 
-def _users(ids: Iterable[int | None]) -> dict[int, object]:
+def users_by_id(ids: Iterable[int | None]) -> dict[int, object]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
@@ -118,10 +118,10 @@ def on_call(queryset=None, at: datetime | None = None) -> list[OnCall]:
             rotation,
             pure.on_call_at(
                 rules_for(rotation),
-                _memberships(rotation),
+                memberships_of(rotation),
                 [
                     cover
-                    for cover in _covers(rotation)
+                    for cover in covers_of(rotation)
                     if cover.start < windows[rotation.pk][1] and cover.end > windows[rotation.pk][0]
                 ],
                 at,
@@ -129,7 +129,7 @@ def on_call(queryset=None, at: datetime | None = None) -> list[OnCall]:
         )
         for rotation in rotations
     ]
-    users = _users(span.user for _, span in spans)
+    users = users_by_id(span.user for _, span in spans)
     return [
         OnCall(rotation, users.get(span.user), span.start, span.end, span.is_override)
         for rotation, span in spans
@@ -152,9 +152,9 @@ def shifts(rotation_id: int, start: datetime, end: datetime) -> list[ShiftView]:
     """Every span of [start, end) of one rotation, overrides and gaps included."""
     rotation = with_schedule(Rotation.objects.filter(pk=rotation_id), start=start, end=end).get()
     spans = pure.shifts_between(
-        rules_for(rotation), _memberships(rotation), _covers(rotation), start, end
+        rules_for(rotation), memberships_of(rotation), covers_of(rotation), start, end
     )
-    users = _users(span.user for span in spans)
+    users = users_by_id(span.user for span in spans)
     return [ShiftView(s.start, s.end, users.get(s.user), s.is_override) for s in spans]
 
 
@@ -266,10 +266,10 @@ def coverage(at: datetime | None = None, days: int = 7) -> list[Coverage]:
     rotations = list(with_schedule(start=at, end=end))
     result = []
     for rotation in rotations:
-        rules, members, covers = rules_for(rotation), _memberships(rotation), _covers(rotation)
+        rules, members, covers = rules_for(rotation), memberships_of(rotation), covers_of(rotation)
         spans = pure.shifts_between(rules, members, covers, at, end)
         result.append((rotation, spans[0] if spans else None, [s for s in spans if s.is_gap]))
-    users = _users(span.user for _, span, _ in result if span is not None)
+    users = users_by_id(span.user for _, span, _ in result if span is not None)
     return [
         Coverage(
             rotation,

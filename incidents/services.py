@@ -14,6 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from config.logging import incident_context
+from ops.people import display_name
 
 from .clock import deadline
 from .models import (
@@ -146,9 +147,7 @@ def _save(incident: Incident, fields: Iterable[str], *, by, reason: str) -> None
 
 
 def _who(user) -> str:
-    if user is None:
-        return "the portal"
-    return user.get_full_name() or user.get_username()
+    return display_name(user, nobody="the portal")
 
 
 def _iso(value: datetime | None) -> str | None:

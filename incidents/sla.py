@@ -16,10 +16,6 @@ class SlaClock:
     state: str  # "ok", "warning", "overdue", "met", "missed"
     due_at: datetime | None
 
-    @property
-    def is_running(self) -> bool:
-        return self.kind in ("ack", "resolve")
-
 
 def humanize(delta: timedelta) -> str:
     """``2d 3h``, ``1h 05m``, ``12m``, ``40s``: short enough for a list column."""
