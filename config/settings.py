@@ -161,6 +161,7 @@ else:
     _required("EMAIL_URL")
     EMAIL_CONFIG = env.email_url("EMAIL_URL")
 vars().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Incident Portal <incidents@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -255,12 +256,29 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=10),
         "options": {"expires": 30},
     },
+    "escalation-tick": {
+        "task": "escalation.tasks.tick",
+        "schedule": timedelta(seconds=env.int("ESCALATION_TICK_SECONDS", default=5)),
+        "options": {"expires": 30},
+    },
+    "outbox-sweep": {
+        "task": "comms.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=env.int("OUTBOX_SWEEP_SECONDS", default=10)),
+        "options": {"expires": 30},
+    },
     "oncall-handoffs": {
         "task": "escalation.tasks.run_handoffs",
         "schedule": timedelta(seconds=60),
         "options": {"expires": 120},
     },
 }
+# Notification outbox (comms.outbox): a sender holds a row for NOTIFICATION_LEASE while it
+# sends; a row whose lease ran out (its worker died) is sent again by the sweep, which leaves
+# alone rows dispatched less than OUTBOX_SWEEP_GRACE ago (their task is still in the queue).
+NOTIFICATION_LEASE = timedelta(seconds=env.int("NOTIFICATION_LEASE_SECONDS", default=60))
+OUTBOX_SWEEP_GRACE = timedelta(seconds=env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=20))
+# Acknowledge links in escalation emails stop working after this.
+ACK_LINK_MAX_AGE = timedelta(hours=env.int("ACK_LINK_MAX_AGE_HOURS", default=24))
 # A heartbeat older than this marks the worker or beat as degraded on /api/health.
 HEARTBEAT_MAX_AGE = timedelta(seconds=env.int("HEARTBEAT_MAX_AGE_SECONDS", default=60))
 

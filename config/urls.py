@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from escalation.handoff_views import acknowledge_handoff
+from escalation.link_views import acknowledge_handoff, acknowledge_incident
 from escalation.views import person_calendar, rotation_calendar
 from ops.views import health
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("calendar/rotation/<str:token>.ics", rotation_calendar, name="rotation-calendar"),
     path("calendar/person/<str:token>.ics", person_calendar, name="person-calendar"),
     path("handoff/acknowledge/<str:token>/", acknowledge_handoff, name="handoff-acknowledge"),
+    path("incident/acknowledge/<str:token>/", acknowledge_incident, name="escalation-ack"),
 ]

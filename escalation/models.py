@@ -293,3 +293,177 @@ class HandoffChecklistItem(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Condition(models.TextChoices):
+    NOT_ACKNOWLEDGED = "not_acknowledged", "Not acknowledged"
+    NOT_RESOLVED = "not_resolved", "Not resolved"
+    ROOT_CAUSE_NOT_IDENTIFIED = "root_cause_not_identified", "Root cause not identified"
+
+
+class Flag(models.TextChoices):
+    SECURITY = "security", "Security incident"
+    DATA_LOSS = "data_loss", "Data loss"
+
+
+class EscalationPolicy(models.Model):
+    """Who hears about an incident, and when: one per severity level, plus flag rules.
+
+    A policy applies to a severity level (its steps are the incident's escalation) or to a flag
+    (its steps are added when an incident is or becomes flagged). Running escalations keep the
+    snapshot they started with; editing a policy changes only escalations that start later.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    severity = models.OneToOneField(
+        "incidents.SeverityLevel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="escalation_policy",
+        help_text="Incidents of this severity follow this policy.",
+    )
+    flag = models.CharField(
+        max_length=20,
+        choices=Flag.choices,
+        blank=True,
+        help_text="Or: add this policy's steps to every incident with this flag.",
+    )
+    repeat_from = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="After the last step, start again from this step number (1 is the first).",
+    )
+    repeat_cycles = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times to go round again (0: never)."
+    )
+    repeat_gap = models.DurationField(
+        default=timedelta(minutes=15),
+        help_text="Time between the last step and the first step of the next round.",
+    )
+    preset = models.CharField(max_length=30, blank=True, help_text="The preset it came from.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["severity__rank", "flag", "name"]
+        verbose_name_plural = "escalation policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag"], condition=~Q(flag=""), name="one_policy_per_flag"
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__isnull=True) | Q(flag=""),
+                name="policy_for_severity_or_flag",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.severity_id and self.flag:
+            raise ValidationError(
+                {"flag": "A policy applies to a severity level or to a flag, not both."}
+            )
+        if self.repeat_cycles and not self.repeat_from:
+            raise ValidationError({"repeat_from": "Say which step the next round starts from."})
+
+
+class EscalationStep(models.Model):
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=0)
+    key = models.SlugField(
+        max_length=60,
+        help_text="Stable name of the step: a running escalation never fires the same key twice.",
+    )
+    label = models.CharField(max_length=200, help_text="What the step means, in the timeline.")
+    delay = models.DurationField(
+        help_text="From declaration, e.g. 00:15:00 for 15 minutes, 2:00:00 for two hours."
+    )
+    condition = models.CharField(
+        max_length=30, choices=Condition.choices, default=Condition.NOT_ACKNOWLEDGED
+    )
+    targets = models.JSONField(
+        default=list,
+        help_text="role:<slug>, backup:<role slug>, rotation:<id>, rotation-backup:<id>, "
+        "user:<id>, email:<address>",
+    )
+    channels = models.JSONField(default=list, help_text='"email", "webhook"')
+    repeat_every = models.DurationField(null=True, blank=True)
+    repeat_times = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "key"], name="step_key_unique_in_policy")
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.key
+
+    def clean(self) -> None:
+        if self.delay is not None and self.delay < timedelta(0):
+            raise ValidationError({"delay": "A step's delay cannot be negative."})
+        if self.repeat_times and not (self.repeat_every and self.repeat_every > timedelta(0)):
+            raise ValidationError({"repeat_every": "A repeating step needs a positive interval."})
+        if not self.targets:
+            raise ValidationError({"targets": "Choose at least one target."})
+        if not self.channels:
+            raise ValidationError({"channels": "Choose at least one channel."})
+
+
+class Escalation(models.Model):
+    """The running escalation of one incident: its policy snapshot and when it is next due.
+
+    ``next_due_at`` is the only thing the tick reads; it is NULL once nothing is left to fire.
+    """
+
+    incident = models.OneToOneField(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="escalation"
+    )
+    steps = models.JSONField(default=list, help_text="The policy steps this incident follows.")
+    policies = models.JSONField(default=list, help_text="Names of the policies snapshotted.")
+    snapshot_at = models.DateTimeField()
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_due_at"],
+                condition=Q(next_due_at__isnull=False),
+                name="escalation_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation of incident {self.incident_id}"
+
+
+class FiredStep(models.Model):
+    """A step that fired: recorded once per incident, step and repetition (never twice)."""
+
+    incident = models.ForeignKey(
+        "incidents.Incident", on_delete=models.CASCADE, related_name="fired_steps"
+    )
+    step_key = models.CharField(max_length=120)
+    repetition = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=200)
+    due_at = models.DateTimeField()
+    fired_at = models.DateTimeField()
+    targets = models.JSONField(default=list, help_text="Each target and who it meant.")
+    recipients = models.JSONField(default=list)
+    gaps = models.JSONField(default=list, help_text="Targets that resolved to nobody.")
+    fell_through_from = models.CharField(max_length=120, blank=True)
+
+    class Meta:
+        ordering = ["incident", "fired_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "step_key", "repetition"], name="step_fires_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} (#{self.repetition})"

@@ -22,7 +22,7 @@ Rules (incident-response-guide.md "Escalation Matrix", incident-escalation-flow.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 NOT_ACKNOWLEDGED = "not_acknowledged"
@@ -167,3 +167,28 @@ def timeline(
             break
         now = result.next_due_at
     return fired
+
+
+def with_rounds(steps: list[Step], start: int, rounds: int, gap: timedelta) -> list[Step]:
+    """The policy's steps followed by ``rounds`` more rounds of ``steps[start:]``.
+
+    "Repeat from step N": each round starts ``gap`` after the last step of the round before,
+    keeping the steps' spacing; a round's step has its own key, so it fires once like any other.
+    """
+    if not rounds or not steps or not 0 <= start < len(steps):
+        return list(steps)
+    looped = steps[start:]
+    first, last = looped[0].delay, max(step.delay for step in steps)
+    span = last - first + gap
+    result = list(steps)
+    for round_number in range(1, rounds + 1):
+        for step in looped:
+            result.append(
+                replace(
+                    step,
+                    key=f"{step.key}~{round_number}",
+                    delay=step.delay + span * round_number,
+                    label=f"{step.label or step.key} (round {round_number + 1})",
+                )
+            )
+    return result

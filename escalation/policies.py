@@ -136,3 +136,13 @@ def steps_for(severity: str, *, security: bool = False, data_loss: bool = False)
     if data_loss:
         steps += FLAG_RULES["data_loss"]
     return steps
+
+
+# Which steps each severity preset's levels get (incidents/presets.py). The SEV scale follows
+# the guide's matrix level for level.
+PRESET_POLICIES: dict[str, dict[str, tuple[Step, ...]]] = {
+    "default": DEFAULT_POLICIES,
+    "playbook": PLAYBOOK_POLICIES,
+    "sev": {"SEV-1": P0, "SEV-2": P1, "SEV-3": P2, "SEV-4": P3},
+}
+FLAG_POLICY_NAMES = {"security": "Security incident", "data_loss": "Data loss"}

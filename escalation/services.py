@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 
+from ops.people import display_name
+
 from . import rotations as pure
 from .models import ContactProfile, OrgRole, Override, Rotation, RotationMember
 
@@ -292,10 +294,14 @@ class ResolvedTarget:
 def resolve_targets(targets: Sequence[str], at: datetime) -> list[ResolvedTarget]:
     """Who each escalation target means at ``at``; an empty ``people`` is a gap, never skipped.
 
-    ``role:<slug>`` is the org role's holders (its rotation's on call when it has one);
-    ``backup:<slug>`` is whoever is on call in the backup rotation of that role's rotation.
+    ``role:<slug>``: the org role's holders (its rotation's on call when it has one);
+    ``backup:<slug>``: the on call of the backup rotation of that role's rotation;
+    ``rotation:<id>`` / ``rotation-backup:<id>``: a rotation's primary / backup on call;
+    ``user:<id>``: one person; ``email:<address>``: an address outside the portal (people is
+    the address itself, a string).
     """
-    slugs = {target.split(":", 1)[1] for target in targets}
+    parsed = [(target, *target.split(":", 1)) for target in targets]
+    slugs = {value for _, kind, value in parsed if kind in ("role", "backup")}
     roles = {
         role.slug: role
         for role in OrgRole.objects.filter(slug__in=slugs)
@@ -303,25 +309,64 @@ def resolve_targets(targets: Sequence[str], at: datetime) -> list[ResolvedTarget
         .prefetch_related("holders")
     }
     held = {role.slug: people for role, people in role_holders(list(roles.values()), at)}
-    backups = [r.rotation.backup for r in roles.values() if r.rotation and r.rotation.backup]
-    backup_answers = {}
-    if backups:
-        backup_answers = {
+    rotation_ids = {int(v) for _, kind, v in parsed if kind.startswith("rotation") and v.isdigit()}
+    rotations = {
+        r.pk: r for r in Rotation.objects.filter(pk__in=rotation_ids).select_related("backup")
+    }
+    asked = {r.rotation.backup for r in roles.values() if r.rotation and r.rotation.backup}
+    for _, kind, value in parsed:
+        rotation = (
+            rotations.get(int(value)) if kind.startswith("rotation") and value.isdigit() else None
+        )
+        if rotation is not None:
+            asked.add(rotation.backup if kind == "rotation-backup" else rotation)
+    asked.discard(None)
+    answers = {}
+    if asked:
+        answers = {
             answer.rotation.pk: answer
-            for answer in on_call(Rotation.objects.filter(pk__in=[b.pk for b in backups]), at)
+            for answer in on_call(Rotation.objects.filter(pk__in=[r.pk for r in asked]), at)
         }
+    user_ids = [int(v) for _, kind, v in parsed if kind == "user" and v.isdigit()]
+    users = users_by_id(user_ids) if user_ids else {}
+
+    def on_call_in(rotation) -> list:
+        answer = answers.get(rotation.pk) if rotation else None
+        return [answer.user] if answer and answer.user else []
+
     resolved = []
-    for target in targets:
-        kind, slug = target.split(":", 1)
-        role = roles.get(slug)
-        if role is None:
-            resolved.append(ResolvedTarget(target, f"unknown role {slug!r}", []))
-        elif kind == "backup":
-            backup = role.rotation.backup if role.rotation else None
-            answer = backup_answers.get(backup.pk) if backup else None
-            people = [answer.user] if answer and answer.user else []
-            where = backup.name if backup else "no backup rotation"
-            resolved.append(ResolvedTarget(target, f"Backup on call ({where})", people))
+    for target, kind, value in parsed:
+        if kind in ("role", "backup"):
+            role = roles.get(value)
+            if role is None:
+                resolved.append(ResolvedTarget(target, f"unknown role {value!r}", []))
+            elif kind == "backup":
+                backup = role.rotation.backup if role.rotation else None
+                where = backup.name if backup else "no backup rotation"
+                resolved.append(
+                    ResolvedTarget(target, f"Backup on call ({where})", on_call_in(backup))
+                )
+            else:
+                resolved.append(ResolvedTarget(target, role.name, held.get(value, [])))
+        elif kind in ("rotation", "rotation-backup"):
+            rotation = rotations.get(int(value)) if value.isdigit() else None
+            if rotation is None:
+                resolved.append(ResolvedTarget(target, f"unknown rotation {value!r}", []))
+            elif kind == "rotation":
+                resolved.append(
+                    ResolvedTarget(target, f"On call ({rotation.name})", on_call_in(rotation))
+                )
+            else:
+                where = rotation.backup.name if rotation.backup else f"{rotation.name}: no backup"
+                resolved.append(
+                    ResolvedTarget(target, f"Backup on call ({where})", on_call_in(rotation.backup))
+                )
+        elif kind == "user":
+            user = users.get(int(value)) if value.isdigit() else None
+            label = display_name(user) if user else f"unknown user {value!r}"
+            resolved.append(ResolvedTarget(target, label, [user] if user else []))
+        elif kind == "email":
+            resolved.append(ResolvedTarget(target, value, [value]))
         else:
-            resolved.append(ResolvedTarget(target, role.name, held.get(slug, [])))
+            resolved.append(ResolvedTarget(target, f"unknown target {target!r}", []))
     return resolved

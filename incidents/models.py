@@ -418,6 +418,7 @@ class TimelineEntry(models.Model):
         CHECKLIST_UNDONE = "checklist_undone", "Checklist item reopened"
         MILESTONE_CORRECTED = "milestone_corrected", "Milestone corrected"
         NOTE = "note", "Note"
+        ESCALATED = "escalated", "Escalation"
 
     class NoteKind(models.TextChoices):
         UPDATE = "update", "Update"

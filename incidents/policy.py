@@ -7,6 +7,7 @@ from django.db import transaction
 from .models import BusinessCalendar, ChecklistTemplateItem, IncidentType, SeverityLevel
 from .playbooks import INCIDENT_TYPES
 from .presets import DEFAULT_BUSINESS_CALENDAR, PRESETS
+from .signals import severity_scale_loaded
 
 
 class UnknownPreset(ValueError):
@@ -54,6 +55,7 @@ def load_policy(name: str, *, only_if_empty: bool = False) -> PolicyLoad:
     deactivated = list(stale.values_list("code", flat=True))
     stale.update(is_active=False)
     _link_default_severities()
+    severity_scale_loaded.send(SeverityLevel, preset=preset.name, codes=codes)
     return PolicyLoad(name, created, updated, deactivated)
 
 

@@ -30,6 +30,7 @@ from .models import (
     Status,
     TimelineEntry,
 )
+from .signals import incident_changed
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,14 @@ def _entry(
     )
 
 
+def record_event(
+    incident: Incident, kind: str, body: str, *, now: datetime, data: dict | None = None, by=None
+) -> TimelineEntry:
+    """A timeline entry written by another app (an escalation step, a message sent), inside
+    that app's transaction."""
+    return _entry(incident, kind, body, by=by, now=now, data=data)
+
+
 def _locked(incident: Incident, *, allow_closed: bool = False) -> Incident:
     """Re-read the incident under a row lock; a closed incident is a finished record."""
     locked = Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
@@ -148,6 +157,10 @@ def _save(incident: Incident, fields: Iterable[str], *, by, reason: str) -> None
 
 def _who(user) -> str:
     return display_name(user, nobody="the portal")
+
+
+def _changed(incident: Incident, change: str, *, by, now: datetime) -> None:
+    incident_changed.send(Incident, incident=incident, change=change, by=by, now=now)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -235,6 +248,7 @@ def declare_incident(
             "type": incident_type.slug if incident_type else None,
         },
     )
+    _changed(incident, "declared", by=by, now=now)
     with incident_context(public_id):
         log.info("declared %s by %s", severity.code, _who(by))
     return incident
@@ -288,6 +302,7 @@ def acknowledge_incident(incident: Incident, *, by, now: datetime | None = None)
         now=now,
         data={"breached": bool(late)},
     )
+    _changed(incident, "acknowledged", by=by, now=now)
     with incident_context(incident.public_id):
         log.info("acknowledged by %s", _who(by))
     return incident
@@ -341,6 +356,7 @@ def change_status(
         now=now,
         data={"from": old.value, "to": status.value, "milestones": set_milestones},
     )
+    _changed(incident, "status", by=by, now=now)
     with incident_context(incident.public_id):
         log.info("status %s -> %s by %s", old.value, status.value, _who(by))
     return incident
@@ -392,6 +408,7 @@ def change_severity(
             "resolution_due_at": [_iso(old_due[1]), _iso(incident.resolution_due_at)],
         },
     )
+    _changed(incident, "severity", by=by, now=now)
     with incident_context(incident.public_id):
         log.info("severity %s -> %s by %s", old.code, severity.code, _who(by))
     return incident
@@ -474,6 +491,7 @@ def set_flags(
         now=now,
         data=changes,
     )
+    _changed(incident, "flags", by=by, now=now)
     return incident
 
 
@@ -681,4 +699,5 @@ def correct_milestone(
         now=now,
         data={"milestone": milestone.value, "from": _iso(old), "to": _iso(at)},
     )
+    _changed(incident, "milestone", by=by, now=now)
     return incident

@@ -9,31 +9,9 @@ from django.core.management import CommandError, call_command
 
 from escalation.models import OrgRole
 
-from .factories import UserFactory, rotation_with
-
 pytestmark = pytest.mark.django_db
 
 DECLARED = "2026-03-11T12:00:00Z"
-
-
-@pytest.fixture
-def organisation():
-    people = {
-        name: UserFactory(username=name, email=f"{name}@example.com")
-        for name in ("olive", "otto", "bea", "dev", "back", "em", "cto", "sec")
-    }
-    backup = rotation_with(people["bea"], name="Backup")
-    primary = rotation_with(people["olive"], people["otto"], name="Primary", backup=backup)
-    OrgRole.objects.filter(slug="on-call-engineer").update(rotation=primary)
-    for slug, name in (
-        ("devops-lead", "dev"),
-        ("backend-lead", "back"),
-        ("engineering-manager", "em"),
-        ("cto", "cto"),
-        ("security-team", "sec"),
-    ):
-        OrgRole.objects.get(slug=slug).holders.set([people[name]])
-    return people
 
 
 def simulate(*args: str) -> list[dict]:

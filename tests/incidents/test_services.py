@@ -72,12 +72,13 @@ def outsider():
 
 
 def entries(incident: Incident) -> list[tuple[str, str, dict]]:
-    """The incident's timeline, oldest first."""
-    return list(incident.timeline.order_by("pk").values_list("kind", "body", "data"))
+    """The incident's own timeline, oldest first (the escalation's entries are tested with it)."""
+    own = incident.timeline.exclude(kind=Kind.ESCALATED)
+    return list(own.order_by("pk").values_list("kind", "body", "data"))
 
 
 def last_entry(incident: Incident) -> TimelineEntry:
-    return incident.timeline.order_by("-pk").first()
+    return incident.timeline.exclude(kind=Kind.ESCALATED).order_by("-pk").first()
 
 
 def milestones(incident: Incident) -> dict[str, datetime | None]:

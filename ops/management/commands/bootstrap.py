@@ -6,6 +6,7 @@ from ops.bootstrap import ensure_admin
 # Default data loaded on every `make run`; each command is idempotent.
 DEFAULT_DATA_COMMANDS: list[tuple[str, ...]] = [
     ("load_policy", "default", "--if-empty"),
+    ("load_escalation_policies", "--missing"),
 ]
 
 

@@ -1,0 +1,223 @@
+"""Exactly-once delivery from the outbox (DESIGN.md section 2, principles 1, 2 and 6).
+
+* ``queue`` writes notification rows inside the caller's transaction (unique per reason,
+  recipient and channel, so deciding twice still writes one row) and dispatches a send task for
+  each in ``transaction.on_commit``: nothing is sent for a decision that rolled back.
+* ``deliver`` claims a row with a lease before sending and records the result after. A row
+  already sent is never sent again; a row held by a live lease is left to its holder.
+* ``sweep`` re-dispatches rows left pending (the broker was down, the task was lost) and rows
+  whose lease expired (the worker died while sending). The only repeat a receiver can see is a
+  crash between the server accepting a message and our record of it, and that repeat carries
+  the same ``Message-ID`` / delivery id.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .channels import CHANNELS, Permanent
+from .models import Notification
+
+log = logging.getLogger(__name__)
+
+STALL_AFTER = timedelta(minutes=1)
+
+
+@dataclass
+class Message:
+    """What a caller wants sent; ``queue`` turns it into an outbox row."""
+
+    reason: str
+    channel: str
+    recipient: str
+    subject: str
+    body_text: str
+    body_html: str = ""
+    payload: dict | None = None
+    headers: dict | None = None
+    user: object | None = None
+    incident: object | None = None
+    uid: uuid.UUID | None = None
+
+
+def new_uid() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def message_id(uid: uuid.UUID) -> str:
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    return f"<{uid}@{domain}>"
+
+
+def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notification]:
+    """Write the rows (in the caller's transaction) and send them once it commits.
+
+    Returns the rows this call created; a message whose (reason, recipient, channel) exists
+    already is not written again.
+    """
+    now = now or timezone.now()
+    rows = []
+    for message in messages:
+        if message.channel not in CHANNELS:
+            raise ValueError(f"Unknown channel {message.channel!r}.")
+        uid = message.uid or new_uid()
+        rows.append(
+            Notification(
+                uid=uid,
+                reason=message.reason,
+                channel=message.channel,
+                recipient=message.recipient,
+                user=message.user,
+                incident=message.incident,
+                subject=message.subject[:300],
+                body_text=message.body_text,
+                body_html=message.body_html,
+                payload=message.payload or {},
+                headers=message.headers or {},
+                message_id=message_id(uid),
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    if not rows:
+        return []
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    created = list(Notification.objects.filter(uid__in=[row.uid for row in rows]))
+    ids = [row.pk for row in created]
+    transaction.on_commit(lambda: dispatch(ids))
+    return created
+
+
+def dispatch(ids: list[int], *, countdown: float | None = None) -> int:
+    """Wake a sender for each row. A broker that is down loses nothing: the sweep retries."""
+    from .tasks import send_notification
+
+    sent = 0
+    for pk in ids:
+        try:
+            send_notification.apply_async((pk,), countdown=countdown, retry=False)
+        except Exception as exc:  # kombu raises transport-specific errors
+            log.warning(
+                "broker unreachable (%s): %d notifications left to the sweep",
+                type(exc).__name__,
+                len(ids) - sent,
+            )
+            break
+        sent += 1
+    return sent
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, 4 min ... capped at 15 min."""
+    return min(timedelta(seconds=30) * 2 ** max(attempts - 1, 0), timedelta(minutes=15))
+
+
+def claimable(now: datetime) -> Q:
+    return Q(state=Notification.State.PENDING, next_attempt_at__lte=now) | Q(
+        state=Notification.State.SENDING, lease_until__lt=now
+    )
+
+
+def claim(pk: int, now: datetime) -> Notification | None:
+    """Take the row for one attempt, or None when it is sent, failed, or another sender holds it."""
+    lease_until = now + settings.NOTIFICATION_LEASE
+    with transaction.atomic():
+        row = (
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(claimable(now), pk=pk)
+            .first()
+        )
+        if row is None:
+            return None
+        row.state = Notification.State.SENDING
+        row.lease_until = lease_until
+        row.attempts = F("attempts") + 1
+        row.save(update_fields=["state", "lease_until", "attempts"])
+    row.refresh_from_db(fields=["attempts"])
+    return row
+
+
+def deliver(pk: int, *, now: datetime | None = None) -> str:
+    """One attempt to send one notification; returns the state it ends in (or "skipped")."""
+    row = claim(pk, now or timezone.now())
+    if row is None:
+        return "skipped"
+    try:
+        CHANNELS[row.channel](row)
+    except Permanent as exc:
+        return _record(row, Notification.State.FAILED, error=str(exc))
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if row.attempts >= row.max_attempts:
+            return _record(row, Notification.State.FAILED, error=error)
+        wait = backoff(row.attempts)
+        state = _record(row, Notification.State.PENDING, error=error, retry_in=wait)
+        dispatch([row.pk], countdown=wait.total_seconds())
+        return state
+    return _record(row, Notification.State.SENT)
+
+
+def _record(
+    row: Notification, state: str, *, error: str = "", retry_in: timedelta | None = None
+) -> str:
+    now = timezone.now()
+    values = {"state": state, "lease_until": None}
+    if state == Notification.State.SENT:
+        values["sent_at"] = now
+    if error:
+        values["last_error"] = error
+        log.warning("notification %s to %s: %s", row.pk, row.recipient, error)
+    if retry_in is not None:
+        values["next_attempt_at"] = now + retry_in
+    # Only the attempt that holds the claim records; a sender whose lease ran out and was
+    # overtaken must not overwrite what the newer attempt recorded.
+    Notification.objects.filter(
+        pk=row.pk, state=Notification.State.SENDING, attempts=row.attempts
+    ).update(**values)
+    return state
+
+
+def sweep(now: datetime | None = None, *, grace: timedelta | None = None) -> int:
+    """Re-dispatch rows nobody is sending: pending past their time, or with an expired lease."""
+    now = now or timezone.now()
+    grace = settings.OUTBOX_SWEEP_GRACE if grace is None else grace
+    ids = list(
+        Notification.objects.filter(claimable(now - grace))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+    if ids:
+        log.info("sweep: re-dispatching %d unsent notifications", len(ids))
+    return dispatch(ids)
+
+
+def retry_now(pk: int) -> bool:
+    """An operator's "send again" for a failed row: one more attempt budget, due now."""
+    updated = Notification.objects.filter(pk=pk, state=Notification.State.FAILED).update(
+        state=Notification.State.PENDING,
+        next_attempt_at=timezone.now(),
+        max_attempts=F("attempts") + 1,
+    )
+    if updated:
+        transaction.on_commit(lambda: dispatch([pk]))
+    return bool(updated)
+
+
+def stalled(now: datetime | None = None) -> dict:
+    """Unsent notifications overdue by more than a minute (what /api/health reports)."""
+    now = now or timezone.now()
+    late = Notification.objects.filter(claimable(now - STALL_AFTER))
+    oldest = late.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+    return {
+        "count": late.count(),
+        "oldest_due_at": oldest,
+        "failed": Notification.objects.filter(
+            state=Notification.State.FAILED, created_at__gte=now - timedelta(days=1)
+        ).count(),
+    }
