@@ -18,6 +18,8 @@ from . import calendar, handoffs, services
 from . import rotations as pure
 from .models import (
     ContactProfile,
+    EscalationPolicy,
+    EscalationStep,
     Handoff,
     HandoffChecklistItem,
     HandoffChecklistTemplateItem,
@@ -408,3 +410,192 @@ class HandoffChecklistTemplateItemAdmin(admin.ModelAdmin):
     list_display = ("position", "text", "is_active")
     list_display_links = ("text",)
     list_editable = ("position", "is_active")
+
+
+# --- Escalation policies ------------------------------------------------------------------
+
+
+def target_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every target a step can name, grouped as the admin shows them."""
+    from django.contrib.auth import get_user_model
+
+    roles = list(OrgRole.objects.select_related("rotation"))
+    rotations = list(Rotation.objects.all())
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    return [
+        ("Org roles", [(f"role:{r.slug}", r.name) for r in roles]),
+        (
+            "Backup on call of a role's rotation",
+            [(f"backup:{r.slug}", f"Backup of {r.name}") for r in roles if r.rotation_id],
+        ),
+        ("Primary on call", [(f"rotation:{r.pk}", f"On call: {r.name}") for r in rotations]),
+        (
+            "Backup on call",
+            [(f"rotation-backup:{r.pk}", f"Backup on call: {r.name}") for r in rotations],
+        ),
+        ("People", [(f"user:{u.pk}", display_name(u)) for u in users]),
+    ]
+
+
+class EscalationStepForm(forms.ModelForm):
+    """Targets picked from lists (roles, rotations, people) plus free email addresses."""
+
+    target_list = forms.MultipleChoiceField(
+        label="Targets", required=False, widget=forms.SelectMultiple(attrs={"size": 8})
+    )
+    emails = forms.CharField(
+        label="Email addresses",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 30}),
+        help_text="Addresses outside the portal, one per line.",
+    )
+    channel_list = forms.MultipleChoiceField(
+        label="Channels",
+        choices=[("email", "Email"), ("webhook", "Outgoing webhooks")],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = EscalationStep
+        fields = [
+            "position",
+            "key",
+            "label",
+            "delay",
+            "condition",
+            "repeat_every",
+            "repeat_times",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key"].required = False
+        self.fields["key"].help_text = "Leave blank to derive it from the label."
+        self.fields["target_list"].choices = target_choices()
+        targets = list(self.instance.targets or []) if self.instance.pk else []
+        self.initial["target_list"] = [t for t in targets if not t.startswith("email:")]
+        self.initial["emails"] = "\n".join(
+            t.split(":", 1)[1] for t in targets if t.startswith("email:")
+        )
+        self.initial["channel_list"] = list(self.instance.channels or ["email", "webhook"])
+
+    def clean_emails(self) -> list[str]:
+        from django.core.validators import validate_email
+
+        addresses = [line.strip() for line in self.cleaned_data["emails"].splitlines()]
+        addresses = [a for a in addresses if a]
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"{address!r} is not an email address.") from None
+        return addresses
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("key") and cleaned.get("label"):
+            from django.utils.text import slugify
+
+            cleaned["key"] = slugify(cleaned["label"])[:60] or "step"
+            self.instance.key = cleaned["key"]
+        targets = list(cleaned.get("target_list") or []) + [
+            f"email:{a}" for a in cleaned.get("emails") or []
+        ]
+        self.instance.targets = targets
+        self.instance.channels = list(cleaned.get("channel_list") or [])
+        return cleaned
+
+
+class EscalationStepInline(admin.StackedInline):
+    model = EscalationStep
+    form = EscalationStepForm
+    extra = 0
+    fields = [
+        ("position", "key"),
+        "label",
+        ("delay", "condition"),
+        ("target_list", "emails"),
+        "channel_list",
+        ("repeat_every", "repeat_times"),
+    ]
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "applies_to", "step_count", "first_step", "updated_at"]
+    search_fields = ["name", "description"]
+    inlines = [EscalationStepInline]
+    readonly_fields = ["preview", "updated_at", "preset"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", ("severity", "flag")]}),
+        (
+            "Repeat the policy",
+            {
+                "fields": [("repeat_from", "repeat_cycles", "repeat_gap")],
+                "description": "After the last step, go round again from a step, if nobody "
+                "acknowledged or resolved (each step keeps its own condition).",
+            },
+        ),
+        ("Preview", {"fields": ["preview"]}),
+        (None, {"fields": ["preset", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("severity")
+            .annotate(step_total=Count("steps"))
+            .prefetch_related("steps")
+        )
+
+    @admin.display(description="Applies to")
+    def applies_to(self, obj):
+        if obj.severity_id:
+            return f"Severity {obj.severity.code}"
+        return f"Flag: {obj.get_flag_display()}" if obj.flag else "Nothing (unused)"
+
+    @admin.display(description="Steps", ordering="step_total")
+    def step_count(self, obj):
+        return obj.step_total
+
+    @admin.display(description="First step")
+    def first_step(self, obj):
+        steps = list(obj.steps.all())
+        return steps[0].label if steps else "-"
+
+    @admin.display(description="What would fire for an incident declared now")
+    def preview(self, obj):
+        """The planner replayed for this policy against the real roster: nobody acknowledges,
+        nobody resolves (the worst case), for seven days. simulate_escalation shows the rest."""
+        from .engine import policy_steps
+        from .preview import simulate
+
+        if not obj.pk:
+            return "Save the policy to see its preview."
+        now = timezone.now()
+        rows = simulate(policy_steps(obj), now)
+        if not rows:
+            return "Nothing would fire."
+        return format_html(
+            "<table><thead><tr><th>After</th><th>Step</th><th>Targets</th><th>Recipients</th>"
+            "<th>Channel</th></tr></thead><tbody>{}</tbody></table>"
+            "<p class='help'>Assumes nobody acknowledges or resolves; recipients are who holds "
+            "each role or is on call when the step would fire. Try other cases with "
+            "<code>manage.py simulate_escalation</code>.</p>",
+            format_html_join(
+                "",
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        format_html(' class="gap-row"') if row.gaps else "",
+                        row.offset,
+                        row.step,
+                        ", ".join(row.targets),
+                        ", ".join(row.recipients) or "NOBODY (gap: falls through)",
+                        row.channel,
+                    )
+                    for row in rows
+                ),
+            ),
+        )

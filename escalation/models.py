@@ -407,10 +407,11 @@ class EscalationStep(models.Model):
             raise ValidationError({"delay": "A step's delay cannot be negative."})
         if self.repeat_times and not (self.repeat_every and self.repeat_every > timedelta(0)):
             raise ValidationError({"repeat_every": "A repeating step needs a positive interval."})
+        # Not tied to a field: the admin edits these through its own pickers.
         if not self.targets:
-            raise ValidationError({"targets": "Choose at least one target."})
+            raise ValidationError("Choose at least one target or give an address.")
         if not self.channels:
-            raise ValidationError({"channels": "Choose at least one channel."})
+            raise ValidationError("Choose at least one channel.")
 
 
 class Escalation(models.Model):

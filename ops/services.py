@@ -78,6 +78,24 @@ def check_heartbeat(source: str, beats: dict[str, datetime], now: datetime) -> C
     return Check(status, {"age_seconds": round(max(age, 0.0), 1), "last_seen_at": seen_at})
 
 
+def check_stalls(now: datetime) -> Check:
+    """Due work the portal itself has not done: escalation steps and notifications overdue by
+    more than a minute (DESIGN.md principle 8: the watcher watches itself)."""
+    from comms.outbox import stalled as unsent
+    from escalation.engine import stalled as late_steps
+
+    steps, notifications = late_steps(now), unsent(now)
+    figure = {
+        "steps_overdue": steps["count"],
+        "oldest_step_due_at": steps["oldest_due_at"],
+        "notifications_overdue": notifications["count"],
+        "oldest_notification_due_at": notifications["oldest_due_at"],
+        "notifications_failed_24h": notifications["failed"],
+    }
+    stalled = steps["count"] or notifications["count"]
+    return Check(DEGRADED if stalled else OK, figure)
+
+
 def portal_health(now: datetime | None = None) -> tuple[str, dict[str, Check]]:
     """Overall status and each check: ``down`` only when the database is unreachable."""
     now = now or timezone.now()
@@ -91,6 +109,10 @@ def portal_health(now: datetime | None = None) -> tuple[str, dict[str, Check]]:
             checks[source] = check_heartbeat(source, beats, now)
         else:
             checks[source] = Check(DEGRADED, {"age_seconds": None, "error": "database down"})
+    if checks["database"].status == OK:
+        checks["escalation"] = check_stalls(now)
+    else:
+        checks["escalation"] = Check(DEGRADED, {"error": "database down"})
     if checks["database"].status != OK:
         overall = DOWN
     elif all(check.status == OK for check in checks.values()):

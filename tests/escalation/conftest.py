@@ -1,6 +1,7 @@
 import pytest
 
 from escalation.models import OrgRole
+from tests.incidents.factories import severity
 
 from .factories import UserFactory, rotation_with
 
@@ -25,4 +26,5 @@ def organisation():
     ):
         OrgRole.objects.get(slug=slug).holders.set([people[name]])
     people["primary"], people["backup"] = primary, backup
+    severity("P0")  # the default scale and its escalation policies
     return people

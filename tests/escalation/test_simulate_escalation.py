@@ -26,17 +26,30 @@ def test_a_p0_security_incident_acknowledged_late_and_resolved_after_five_hours(
     # Weekly from Monday 5 January: the week of 9 March is the tenth shift, otto's (olive first).
     on_call = "otto@example.com"
     assert [(r["offset_seconds"], r["recipients"]) for r in rows] == [
-        (0, ["sec@example.com"]),
         (0, sorted(["back@example.com", "dev@example.com", on_call])),
+        (0, ["sec@example.com"]),
         (900, ["bea@example.com"]),
         (7200, ["em@example.com"]),
         (14400, ["cto@example.com"]),
     ]
-    assert rows[1]["targets"] == ["On-Call Engineer", "DevOps Lead", "Backend Lead"]
+    assert rows[0]["targets"] == ["On-Call Engineer", "DevOps Lead", "Backend Lead"]
     assert rows[2]["targets"] == ["Backup on call (Backup)"]
     assert {r["channel"] for r in rows} == {"email"}
     assert set(rows[0]) == {"offset_seconds", "step", "targets", "recipients", "channel"}
     assert mail.outbox == []
+
+
+def test_it_follows_the_policy_as_edited_in_the_admin_and_shows_webhooks(organisation):
+    from comms.models import Webhook
+    from escalation.models import EscalationStep
+
+    EscalationStep.objects.filter(key="p0-cto").update(targets=["email:board@example.com"])
+    Webhook.objects.create(name="Ops chat", url="http://127.0.0.1:9/hook")
+
+    rows = simulate("--severity", "P0", "--resolve-after", "5h")
+
+    assert ("email", ["board@example.com"]) in [(r["channel"], r["recipients"]) for r in rows]
+    assert [r["recipients"] for r in rows if r["channel"] == "webhook"][0] == ["Ops chat"]
 
 
 def test_acknowledging_in_time_stops_the_backup_page(organisation):

@@ -28,7 +28,7 @@ def test_it_reports_ok_when_every_part_is_alive(client):
 
     assert response.status_code == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker", "worker", "beat"}
+    assert set(body["checks"]) == {"database", "broker", "worker", "beat", "escalation"}
     assert {check["status"] for check in body["checks"].values()} == {"ok"}
     assert body["checks"]["broker"]["transport"] == "redis"
     assert body["checks"]["worker"]["age_seconds"] < 5
@@ -114,3 +114,27 @@ def test_it_answers_503_down_without_secrets_when_the_database_is_unreachable(cl
 def test_it_needs_no_login_and_refuses_writes(client):
     assert client.get("/api/health").status_code in (200, 503)
     assert client.post("/api/health").status_code == 405
+
+
+@pytest.mark.django_db
+def test_an_escalation_step_overdue_by_more_than_a_minute_degrades_health(client, admin_client):
+    from tests.incidents.factories import declare
+
+    declared = timezone.now() - timedelta(minutes=5)
+    with time_machine.travel(declared, tick=False):
+        declare("Checkout is down", code="P0")  # its first step is due at once, and no tick ran
+    record_heartbeat(Heartbeat.Source.WORKER)
+    record_heartbeat(Heartbeat.Source.BEAT)
+
+    response, body = _health(client)
+
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    check = body["checks"]["escalation"]
+    assert (check["status"], check["steps_overdue"], check["notifications_overdue"]) == (
+        "degraded",
+        1,
+        0,
+    )
+    home = admin_client.get("/admin/").content.decode()
+    assert "The portal is behind" in home and "1 escalation</strong> overdue" in home

@@ -6,8 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from escalation import planner, policies
-from escalation.services import resolve_targets
+from escalation.preview import NoPolicy, simulate, steps_for_incident
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -43,12 +42,13 @@ class Command(BaseCommand):
                 declared_at = None
             if declared_at is None or timezone.is_naive(declared_at):
                 raise CommandError("--at needs an ISO-8601 time with a zone, e.g. ...T03:00Z.")
-        steps = policies.steps_for(
-            options["severity"], security=options["security"], data_loss=options["data_loss"]
-        )
-        if not steps and options["severity"] not in policies.DEFAULT_POLICIES:
-            raise CommandError(f"No escalation policy for severity {options['severity']!r}.")
-        firings = planner.timeline(
+        try:
+            steps = steps_for_incident(
+                options["severity"], security=options["security"], data_loss=options["data_loss"]
+            )
+        except NoPolicy as exc:
+            raise CommandError(str(exc)) from exc
+        rows = simulate(
             steps,
             declared_at,
             acknowledged_after=parse_offset(options["ack_after"]) if options["ack_after"] else None,
@@ -56,29 +56,12 @@ class Command(BaseCommand):
             if options["resolve_after"]
             else None,
         )
-        rows = []
-        for firing in firings:
-            resolved = resolve_targets(firing.step.targets, firing.due_at)
-            people = [person for target in resolved for person in target.people]
-            for channel in firing.step.channels:
-                rows.append(
-                    {
-                        "offset_seconds": int((firing.due_at - declared_at).total_seconds()),
-                        "step": firing.step.label or firing.step.key,
-                        "targets": [target.label for target in resolved],
-                        "recipients": sorted({p.email for p in people if p.email}),
-                        "channel": channel,
-                        "gaps": [t.label for t in resolved if not t.people],
-                    }
-                )
         if options["json"]:
-            keys = ("offset_seconds", "step", "targets", "recipients", "channel")
-            self.stdout.write(json.dumps([{k: row[k] for k in keys} for row in rows], indent=2))
+            self.stdout.write(json.dumps([row.as_dict() for row in rows], indent=2))
             return
         if not rows:
             self.stdout.write("Nothing would fire.")
         for row in rows:
-            offset = timedelta(seconds=row["offset_seconds"])
-            who = ", ".join(row["recipients"]) or "NOBODY"
-            gap = f"  (nobody holds: {', '.join(row['gaps'])})" if row["gaps"] else ""
-            self.stdout.write(f"+{offset}  {row['step']}  -> {who} [{row['channel']}]{gap}")
+            who = ", ".join(row.recipients) or "NOBODY"
+            gap = f"  (nobody holds: {', '.join(row.gaps)})" if row.gaps else ""
+            self.stdout.write(f"+{row.offset}  {row.step}  -> {who} [{row.channel}]{gap}")
