@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from comms import outbox
 from incidents.models import Incident
 from ops.people import display_name
 
@@ -259,13 +259,10 @@ def set_handoff_item(item: HandoffChecklistItem, *, done: bool, by, now=None):
     return item
 
 
-def _claim(field: str, handoff_ids: list[int], now: datetime) -> list[int]:
-    """Mark each email as sent by this job only if no other job did: exactly one sender."""
-    claimed = []
-    for pk in handoff_ids:
-        if Handoff.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}):
-            claimed.append(pk)
-    return claimed
+def _claimed(field: str, pk: int, now: datetime) -> bool:
+    """Mark one email as this job's to send, only if no other job did: exactly one sender.
+    Called in the same transaction as the outbox write, so a crash loses neither."""
+    return bool(Handoff.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}))
 
 
 def send_reminders(now: datetime | None = None) -> int:
@@ -279,16 +276,18 @@ def send_reminders(now: datetime | None = None) -> int:
     ).select_related("rotation", "incoming", "outgoing")
     due = [h for h in pending if h.boundary_at - h.rotation.handoff_reminder_before <= now]
     sent = 0
-    for pk in _claim("reminder_sent_at", [h.pk for h in due], now):
-        handoff = next(h for h in due if h.pk == pk)
-        if not handoff.incoming.email:
-            continue
-        _mail(
-            f"[On call] You take over {handoff.rotation} "
-            f"at {handoff.boundary_at:%a %d %b %H:%M} UTC",
-            _reminder_body(handoff),
-            [handoff.incoming.email],
-        )
+    for handoff in due:
+        with transaction.atomic():
+            if not _claimed("reminder_sent_at", handoff.pk, now) or not handoff.incoming.email:
+                continue
+            _mail(
+                f"[On call] You take over {handoff.rotation} "
+                f"at {handoff.boundary_at:%a %d %b %H:%M} UTC",
+                _reminder_body(handoff),
+                [handoff.incoming.email],
+                reason=f"handoff-reminder:{handoff.pk}",
+                user=handoff.incoming,
+            )
         sent += 1
     return sent
 
@@ -302,32 +301,37 @@ def flag_unacknowledged(now: datetime | None = None) -> int:
         .select_related("rotation", "rotation__owner", "incoming")
     )
     flagged = 0
-    for pk in _claim("overdue_notified_at", [h.pk for h in overdue], now):
-        handoff = next(h for h in overdue if h.pk == pk)
-        owner = handoff.rotation.owner
-        log.warning("handoff of %s at %s not acknowledged", handoff.rotation, handoff.boundary_at)
-        flagged += 1
-        if owner is None or not owner.email:
-            continue
-        if handoff.incoming is None:
-            what = (
-                f"Nobody took over {handoff.rotation} at {handoff.boundary_at:%Y-%m-%d %H:%M} UTC: "
-                "the rotation has a gap."
-            )
-        else:
-            what = (
-                f"{display_name(handoff.incoming)} has not acknowledged taking over "
-                f"{handoff.rotation} "
-                f"at {handoff.boundary_at:%Y-%m-%d %H:%M} UTC."
-            )
-        _mail(
-            f"[On call] Handoff not acknowledged: {handoff.rotation}",
-            f"{what}\n\n"
-            f"Check that someone is on call: {settings.SITE_URL}"
-            f"{reverse('admin:escalation_handoff_change', args=[handoff.pk])}\n",
-            [owner.email],
-        )
+    for handoff in overdue:
+        with transaction.atomic():
+            if _claimed("overdue_notified_at", handoff.pk, now):
+                flagged += _flag(handoff)
     return flagged
+
+
+def _flag(handoff: Handoff) -> int:
+    """Log the unacknowledged handoff and email the rotation's owner (when it has one)."""
+    log.warning("handoff of %s at %s not acknowledged", handoff.rotation, handoff.boundary_at)
+    owner = handoff.rotation.owner
+    if owner is None or not owner.email:
+        return 1
+    when = f"{handoff.boundary_at:%Y-%m-%d %H:%M} UTC"
+    if handoff.incoming is None:
+        what = f"Nobody took over {handoff.rotation} at {when}: the rotation has a gap."
+    else:
+        what = (
+            f"{display_name(handoff.incoming)} has not acknowledged taking over "
+            f"{handoff.rotation} at {when}."
+        )
+    _mail(
+        f"[On call] Handoff not acknowledged: {handoff.rotation}",
+        f"{what}\n\n"
+        f"Check that someone is on call: {settings.SITE_URL}"
+        f"{reverse('admin:escalation_handoff_change', args=[handoff.pk])}\n",
+        [owner.email],
+        reason=f"handoff-overdue:{handoff.pk}",
+        user=owner,
+    )
+    return 1
 
 
 def run_handoffs(now: datetime | None = None) -> dict[str, int]:
@@ -363,16 +367,19 @@ def _reminder_body(handoff: Handoff) -> str:
     )
 
 
-def _mail(subject: str, body: str, to: list[str]) -> None:
-    # Sent after the claim committed; the notification outbox of the escalation issue will
-    # take this over with delivery tracking.
-    def send() -> None:
-        try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to, fail_silently=False)
-        except Exception:
-            # Every email of this run is already claimed: one refused address or a dropped
-            # connection must not abort the run and lose the other reminders and flags with it.
-            # This one is lost, as after a crash between claim and send (docs/architecture.md).
-            log.exception("handoff email %r to %s not sent", subject, ", ".join(to))
-
-    transaction.on_commit(send)
+def _mail(subject: str, body: str, to: list[str], *, reason: str, user=None) -> None:
+    """Through the notification outbox, in this run's transaction: delivery is tracked, retried
+    and visible in the admin's delivery log like every other message."""
+    outbox.queue(
+        [
+            outbox.Message(
+                reason=reason,
+                channel="email",
+                recipient=address,
+                subject=subject,
+                body_text=body,
+                user=user,
+            )
+            for address in to
+        ]
+    )

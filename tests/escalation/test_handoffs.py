@@ -25,6 +25,7 @@ from escalation.handoffs import run_handoffs
 from escalation.models import Handoff, HandoffChecklistTemplateItem
 from incidents import services as incident_services
 from ops.groups import RESPONDER, SECURITY_TEAM, VIEWER
+from tests.delivery import deliver_pending
 from tests.incidents.factories import declare
 
 from .factories import UserFactory, rotation_with
@@ -116,8 +117,11 @@ def tick(clock, django_capture_on_commit_callbacks):
 
     def run(at: datetime) -> dict[str, int]:
         clock.move_to(at)
-        with django_capture_on_commit_callbacks(execute=True):
-            return run_handoffs(now=at)
+        # The job writes its emails to the outbox; the worker's send task is played here.
+        with django_capture_on_commit_callbacks(execute=False):
+            result = run_handoffs(now=at)
+        deliver_pending()
+        return result
 
     return run
 
@@ -724,10 +728,11 @@ def test_the_celery_task_runs_the_same_job(
 ):
     clock.move_to(REMINDER_AT)
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False):
         result = tasks.run_handoffs.apply()
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False):
         again = tasks.run_handoffs.apply()
+    deliver_pending()
 
     assert result.successful() and again.successful()
     handoff = the_handoff(primary)
