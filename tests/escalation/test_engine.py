@@ -214,3 +214,58 @@ def test_a_person_without_an_email_address_is_reported_not_dropped(organisation)
     run_at(T0)
     [entry] = escalations(incident)
     assert "no email address" in entry
+
+
+def test_webhooks_get_one_post_per_firing_naming_who_was_paged(organisation):
+    from comms.models import Webhook
+
+    chat = Webhook.objects.create(name="Ops chat", url="http://127.0.0.1:9/hook", format="slack")
+    Webhook.objects.create(name="Paused", url="http://127.0.0.1:9/off", is_active=False)
+    with time_machine.travel(T0, tick=False):
+        incident = declare("Checkout is down", code="P0")
+    run_at(T0)
+
+    [post] = Notification.objects.filter(incident=incident, channel="webhook")
+    assert post.recipient == f"webhook:{chat.pk}"
+    assert post.payload["event"] == "escalation.step_fired"
+    assert post.payload["incident"]["id"] == incident.public_id
+    assert post.payload["recipients"] == sorted(
+        ["otto@example.com", "dev@example.com", "back@example.com"]
+    )
+    assert "INCIDENT ALERT - P0" in post.payload["text"]
+    assert escalations(incident)[0].endswith("by email, webhook.")
+
+
+def test_a_policy_that_goes_round_again_pages_again_until_acknowledged(organisation):
+    severity("P1")
+    policy = EscalationPolicy.objects.get(severity__code="P1")
+    policy.repeat_from, policy.repeat_cycles, policy.repeat_gap = 1, 2, timedelta(minutes=30)
+    policy.save()
+    policy.steps.exclude(key="p1-oncall").delete()  # one step: page on call, twice more
+    with time_machine.travel(T0, tick=False):
+        incident = declare("Queue backlog", code="P1")
+
+    run_at(T0)
+    run_at(T0 + timedelta(minutes=30))
+    with time_machine.travel(T0 + timedelta(minutes=45), tick=False):
+        services.acknowledge_incident(incident, by=organisation["otto"])
+    run_at(T0 + timedelta(minutes=60))
+
+    assert fired(incident) == [("p1-oncall", 0), ("p1-oncall~1", 0)]
+    assert Escalation.objects.get(incident=incident).next_due_at is None
+
+
+def test_the_incident_page_shows_the_escalation_and_each_delivery(organisation, admin_client):
+    with time_machine.travel(T0, tick=False):
+        incident = declare("Checkout is down", code="P0")
+    run_at(T0)
+    Notification.objects.filter(recipient="dev@example.com").update(
+        state="failed", last_error="550 mailbox unavailable"
+    )
+
+    page = admin_client.get(f"/admin/incidents/incident/{incident.pk}/change/").content.decode()
+
+    assert "Follows <strong>P0 Critical</strong>" in page
+    assert "P0 not acknowledged within its 15-minute SLA: backup on call" in page  # next
+    assert "550 mailbox unavailable" in page and "Failed" in page
+    assert "otto@example.com" in page

@@ -469,3 +469,27 @@ def test_an_older_repetition_never_fires_after_a_newer_one():
 def test_a_step_cannot_repeat_a_negative_number_of_times():
     with pytest.raises(ValueError, match="zero or more times"):
         Step("page", 0 * MINUTE, repeat_every=5 * MINUTE, repeat_times=-1)
+
+
+def test_rounds_repeat_the_policy_from_a_step_keeping_its_spacing():
+    from escalation.planner import with_rounds
+
+    steps = [
+        Step("a", timedelta(0), targets=("role:x",)),
+        Step("b", timedelta(minutes=10), targets=("role:y",)),
+        Step("c", timedelta(minutes=20), targets=("role:z",)),
+    ]
+
+    looped = with_rounds(steps, start=1, rounds=2, gap=timedelta(minutes=5))
+
+    # Round 2 starts 5 minutes after the last step (c at 20): b at 25, c at 35; round 3 at 40, 50.
+    assert [(s.key, s.delay.total_seconds() / 60) for s in looped] == [
+        ("a", 0),
+        ("b", 10),
+        ("c", 20),
+        ("b~1", 25),
+        ("c~1", 35),
+        ("b~2", 40),
+        ("c~2", 50),
+    ]
+    assert with_rounds(steps, start=1, rounds=0, gap=timedelta(minutes=5)) == steps
