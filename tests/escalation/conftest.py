@@ -1,5 +1,6 @@
 import pytest
 
+from escalation.defaults import ORG_ROLES
 from escalation.models import OrgRole
 from tests.incidents.factories import severity
 
@@ -10,6 +11,9 @@ from .factories import UserFactory, rotation_with
 def organisation():
     """Everybody the runbook matrix names: olive and otto take turns on call (backup bea), and
     one holder for each lead role. Weekly from Monday 5 January 2026, olive first."""
+    # A transactional test before this one flushed the migrations' rows: put the roles back.
+    for slug, name, _ in (("on-call-engineer", "On-Call Engineer", ""), *ORG_ROLES):
+        OrgRole.objects.get_or_create(slug=slug, defaults={"name": name})
     people = {
         name: UserFactory(username=name, email=f"{name}@example.com")
         for name in ("olive", "otto", "bea", "dev", "back", "em", "cto", "sec")
