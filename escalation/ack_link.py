@@ -48,9 +48,13 @@ def notification_from_token(token: str) -> Notification:
 
 def refusal(notification: Notification) -> str | None:
     """Why the button would do nothing, in words for the page; None when it would work."""
-    incident = notification.incident
     if notification.link_used_at is not None:
         return f"This link was already used at {notification.link_used_at:%Y-%m-%d %H:%M} UTC."
+    return incident_refusal(notification.incident)
+
+
+def incident_refusal(incident) -> str | None:
+    """Why the incident cannot be acknowledged any more; None when it can."""
     if incident.acknowledged_at is not None:
         return (
             f"{incident.public_id} was already acknowledged by "
@@ -72,7 +76,8 @@ def acknowledge_from_link(notification: Notification, *, now: datetime | None = 
     notification.refresh_from_db()
     if not claimed:
         raise LinkError(refusal(notification) or "This link was already used.")
-    reason = refusal(notification)
+    # Not ``refusal``: the link is used now, by this very click.
+    reason = incident_refusal(notification.incident)
     if reason:
         raise LinkError(reason)
     try:
