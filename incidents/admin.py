@@ -14,7 +14,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from . import review_admin, reviews, services  # noqa: F401 - review_admin registers
 from .forms import (
     ChecklistForm,
     DeclareIncidentForm,
@@ -34,6 +34,7 @@ from .models import (
     IncidentRole,
     IncidentType,
     Milestone,
+    Review,
     Service,
     SeverityLevel,
     Status,
@@ -390,6 +391,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
             "severity_form": SeverityForm(initial={"severity": incident.severity_id}),
             "ack_breached": incident.is_ack_breached(now),
             "resolution_breached": incident.is_resolution_breached(now),
+            "review": Review.objects.filter(incident=incident).first(),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra)
@@ -519,8 +521,19 @@ class IncidentAdmin(SimpleHistoryAdmin):
         )
         return f"{Milestone(data['milestone']).label} corrected."
 
+    def _require_review(self, request, incident):
+        from .review_admin import RequireReviewForm
+
+        data = self._form(RequireReviewForm, request)
+        try:
+            reviews.require_review(incident, by=request.user, reason=data["reason"])
+        except reviews.ReviewError as exc:
+            raise IncidentError(exc.message) from exc
+        return "A post-incident review is required for this incident."
+
     ACTIONS = {
         "acknowledge": _acknowledge,
+        "require-review": _require_review,
         "status": _status,
         "severity": _severity,
         "take-command": _take_command,

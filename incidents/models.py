@@ -419,6 +419,7 @@ class TimelineEntry(models.Model):
         MILESTONE_CORRECTED = "milestone_corrected", "Milestone corrected"
         NOTE = "note", "Note"
         ESCALATED = "escalated", "Escalation"
+        REVIEW = "review", "Post-incident review"
 
     class NoteKind(models.TextChoices):
         UPDATE = "update", "Update"
@@ -462,3 +463,137 @@ class DailySequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.last}"
+
+
+class ReviewRules(models.Model):
+    """When a post-incident review is required beyond the severity's own rule (one row)."""
+
+    recurring_count = models.PositiveSmallIntegerField(
+        default=3,
+        help_text="An incident is recurring when its type or one of its services had this many "
+        "incidents (itself included) within the window below.",
+    )
+    recurring_days = models.PositiveSmallIntegerField(default=30)
+    due_within = models.DurationField(
+        default=timedelta(hours=48), help_text="Runbook: conduct within 48 hours of resolution."
+    )
+    remind_before = models.DurationField(
+        default=timedelta(days=2), help_text="Action item owners are reminded this long before."
+    )
+    escalate_after = models.DurationField(
+        default=timedelta(hours=24),
+        help_text="An overdue review goes to the Engineering Manager this long after its due time "
+        "(the commander is reminded at once).",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "review rules"
+
+    def __str__(self) -> str:
+        return "Review rules"
+
+
+class Review(models.Model):
+    """The post-incident review of incident-response-guide.md, one per incident."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        COMPLETE = "complete", "Complete"
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="review")
+    required = models.BooleanField(default=True)
+    reasons = models.JSONField(default=list, blank=True, help_text="Why it is required.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    created_at = models.DateTimeField()
+    due_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="Set when the incident is resolved."
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # 1. Incident summary  2. Timeline (drafted from the incident, editable)
+    summary = models.TextField(blank=True)
+    timeline = models.TextField(blank=True)
+    # 3. Root cause analysis
+    primary_cause = models.TextField(blank=True)
+    contributing_factors = models.TextField(blank=True)
+    why_it_happened = models.TextField(blank=True, verbose_name="why did it happen")
+    # 4. Resolution details
+    immediate_fix = models.TextField(blank=True)
+    verification = models.TextField(blank=True)
+    # 5. Impact assessment
+    user_impact = models.TextField(blank=True)
+    data_impact = models.TextField(blank=True)
+    business_impact = models.TextField(blank=True)
+    # 6, 7, 9
+    went_well = models.TextField(blank=True, verbose_name="what went well")
+    could_improve = models.TextField(blank=True, verbose_name="what could be improved")
+    lessons_learned = models.TextField(blank=True)
+    commander_reminded_at = models.DateTimeField(null=True, blank=True)
+    manager_reminded_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-due_at"]
+
+    def __str__(self) -> str:
+        return f"Review of {self.incident.public_id}"
+
+    def is_overdue(self, now: datetime) -> bool:
+        return (
+            self.required
+            and self.state == self.State.DRAFT
+            and self.due_at is not None
+            and now > self.due_at
+        )
+
+
+class ActionItem(models.Model):
+    class Priority(models.TextChoices):
+        HIGH = "high", "High"
+        MEDIUM = "medium", "Medium"
+        LOW = "low", "Low"
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+        WONT_DO = "wont_do", "Won't do"
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="action_items")
+    action = models.CharField(max_length=300)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="action_items",
+    )
+    due_date = models.DateField()
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    status = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    overdue_reminded_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["due_date", "pk"]
+        indexes = [
+            models.Index(
+                fields=["due_date"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="action_item_open_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.action
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.State.OPEN, self.State.IN_PROGRESS)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from config.logging import incident_context
 from ops.people import display_name
 
+from . import reviews
 from .clock import deadline
 from .models import (
     OPEN_STATUSES,
@@ -325,6 +326,10 @@ def change_status(
         raise IncidentError(
             f"{incident.public_id} cannot go from {old.label} to {status.label}.", field="status"
         )
+    if status == Status.CLOSED:
+        refusal = reviews.refuse_close(incident)
+        if refusal:
+            raise IncidentError(refusal, field="status")
     fields = ["status"]
     incident.status = status
     set_milestones = []
@@ -356,6 +361,8 @@ def change_status(
         now=now,
         data={"from": old.value, "to": status.value, "milestones": set_milestones},
     )
+    if status == Status.RESOLVED:
+        reviews.on_resolved(incident, by=by, now=now)
     _changed(incident, "status", by=by, now=now)
     with incident_context(incident.public_id):
         log.info("status %s -> %s by %s", old.value, status.value, _who(by))

@@ -529,7 +529,7 @@ def test_a_responder_is_offered_the_three_work_actions(client, responder):
 # the count and the page of rows; the home page the open incidents, the rotations of the
 # on-call panel (escalation's oncall_tags) and the recent actions.
 CHANGELIST_QUERIES = 9
-CHANGE_PAGE_QUERIES = 21  # + escalation panel: its snapshot, fired steps, notifications
+CHANGE_PAGE_QUERIES = 22  # + escalation panel (snapshot, fired steps, notifications), review
 HOME_QUERIES = 14  # incidents panel, on-call panel (rotations, overdue handoffs), stalls (5)
 
 
