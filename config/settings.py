@@ -266,6 +266,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.int("OUTBOX_SWEEP_SECONDS", default=10)),
         "options": {"expires": 30},
     },
+    "review-reminders": {
+        "task": "escalation.tasks.run_reminders",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 600},
+    },
     "oncall-handoffs": {
         "task": "escalation.tasks.run_handoffs",
         "schedule": timedelta(seconds=60),

@@ -7,7 +7,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from . import engine, handoffs
+from . import engine, handoffs, reminders
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +35,11 @@ def run_handoffs() -> None:
     result = handoffs.run_handoffs()
     if any(result.values()):
         log.info("handoffs: %s", result)
+
+
+@shared_task(ignore_result=True)
+def run_reminders() -> None:
+    """Remind action item owners and overdue reviews' commanders (then the manager)."""
+    result = reminders.run_reminders()
+    if any(result.values()):
+        log.info("reminders: %s", result)

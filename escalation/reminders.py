@@ -1,0 +1,136 @@
+"""Reminders that keep reviews and action items from rotting (the review issue, point 3).
+
+* An action item's owner hears ``remind_before`` its due date, and again once it is overdue.
+* An overdue review goes to the incident's commander at once, then, ``escalate_after`` later, to
+  the Engineering Manager role.
+
+Each reminder is claimed with a conditional UPDATE and written to the notification outbox in the
+same transaction: sent once, never lost, visible in the delivery log.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from comms import outbox
+from incidents import reviews
+from incidents.models import ActionItem, Review
+from ops.people import display_name
+
+from .models import OrgRole
+from .services import role_holders
+
+MANAGER_ROLE = "engineering-manager"
+
+
+def _claimed(model, pk: int, field: str, now: datetime) -> bool:
+    return bool(model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}))
+
+
+def _send(reason: str, people, subject: str, body: str, incident) -> int:
+    messages = [
+        outbox.Message(
+            reason=reason,
+            channel="email",
+            recipient=person.email,
+            subject=subject,
+            body_text=body,
+            user=person,
+            incident=incident,
+        )
+        for person in people
+        if person is not None and person.email
+    ]
+    outbox.queue(messages)
+    return len(messages)
+
+
+def _link(name: str, pk: int) -> str:
+    return settings.SITE_URL + reverse(name, args=[pk])
+
+
+def remind_action_items(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    today = now.date()
+    soon = today + reviews.rules().remind_before
+    open_items = ActionItem.objects.filter(
+        status__in=[ActionItem.State.OPEN, ActionItem.State.IN_PROGRESS], owner__isnull=False
+    ).select_related("owner", "review__incident")
+    sent = 0
+    due_soon = open_items.filter(reminded_at__isnull=True, due_date__lte=soon, due_date__gte=today)
+    overdue = open_items.filter(overdue_reminded_at__isnull=True, due_date__lt=today)
+    for field, items, what in (
+        ("reminded_at", due_soon, "is due on {due}"),
+        ("overdue_reminded_at", overdue, "was due on {due} and is still open"),
+    ):
+        for item in items:
+            with transaction.atomic():
+                if not _claimed(ActionItem, item.pk, field, now):
+                    continue
+                incident = item.review.incident
+                sent += _send(
+                    f"action-item-{field}:{item.pk}",
+                    [item.owner],
+                    f"[Action item] {item.action} ({incident.public_id})",
+                    f"Hello {display_name(item.owner)},\n\n"
+                    f"Your action item from the review of {incident.public_id} "
+                    f"({incident.title}) {what.format(due=item.due_date.isoformat())}:\n\n"
+                    f"  {item.action}\n  Priority: {item.get_priority_display()}\n\n"
+                    f"Update it: {_link('admin:incidents_actionitem_change', item.pk)}\n",
+                    incident,
+                )
+    return sent
+
+
+def remind_reviews(now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    escalate_after = reviews.rules().escalate_after
+    overdue = Review.objects.filter(
+        required=True, state=Review.State.DRAFT, due_at__lt=now
+    ).select_related("incident__declared_by")
+    sent = 0
+    managers = None
+    for review in overdue:
+        incident = review.incident
+        url = _link("admin:incidents_review_change", review.pk)
+        late = f"was due {review.due_at:%Y-%m-%d %H:%M} UTC"
+        with transaction.atomic():
+            if review.commander_reminded_at is None and _claimed(
+                Review, review.pk, "commander_reminded_at", now
+            ):
+                who = reviews.commander(incident) or incident.declared_by
+                sent += _send(
+                    f"review-overdue-commander:{review.pk}",
+                    [who],
+                    f"[Review overdue] {incident.public_id}: {incident.title}",
+                    f"Hello {display_name(who)},\n\nThe post-incident review of "
+                    f"{incident.public_id} {late} (the runbook asks for it within 48 hours "
+                    f"of resolution). Required because: {'; '.join(review.reasons)}.\n\n"
+                    f"Write it: {url}\n",
+                    incident,
+                )
+        if now < review.due_at + escalate_after or review.manager_reminded_at is not None:
+            continue
+        if managers is None:
+            role = OrgRole.objects.filter(slug=MANAGER_ROLE).prefetch_related("holders").first()
+            managers = role_holders([role], now)[0][1] if role else []
+        with transaction.atomic():
+            if _claimed(Review, review.pk, "manager_reminded_at", now):
+                sent += _send(
+                    f"review-overdue-manager:{review.pk}",
+                    managers,
+                    f"[Review overdue, escalated] {incident.public_id}: {incident.title}",
+                    f"The post-incident review of {incident.public_id} {late} and is still "
+                    f"not complete; its commander was reminded. Required because: "
+                    f"{'; '.join(review.reasons)}.\n\nReview: {url}\n",
+                    incident,
+                )
+    return sent
+
+
+def run_reminders(now: datetime | None = None) -> dict[str, int]:
+    now = now or timezone.now()
+    return {"action_items": remind_action_items(now), "reviews": remind_reviews(now)}
