@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ops.groups import ADMIN, ALL_GROUPS, COMMANDER, RESPONDER, SECURITY_TEAM, VIEWER
 
-from . import services
+from . import reviews, services
 from .models import Incident, IncidentRole, IncidentType, Service, SeverityLevel, Status
 from .models import TimelineEntry as Entry
 from .policy import load_playbooks, load_policy
@@ -440,9 +440,64 @@ def _p2_search_slow(story: _Story) -> Incident:
     return incident
 
 
+def _p1_cache_outage_reviewed(story: _Story) -> Incident:
+    """P1 that lasted five hours, resolved four days ago: its review is required and overdue,
+    half written, with two action items."""
+    colin, rachel, ravi = story.user("colin"), story.user("rachel"), story.user("ravi")
+    start = story.ago(days=4, hours=6)
+    incident = services.declare_incident(
+        title="Session cache evictions log users out every few minutes",
+        severity=story.severity(1),
+        by=rachel,
+        summary="Redis session cache at its memory limit; sessions evicted under load.",
+        detection_source="user_report",
+        users_affected=9000,
+        impact_scope="Logged-in customers are signed out and lose their carts.",
+        affected_services=story.services_named("Identity", "Web app"),
+        now=start,
+    )
+    services.acknowledge_incident(incident, by=rachel, now=start + timedelta(minutes=12))
+    services.assign_role(
+        incident, Role.COMMANDER, colin, by=colin, now=start + timedelta(minutes=15)
+    )
+    services.change_status(
+        incident,
+        Status.IDENTIFIED,
+        by=colin,
+        note="maxmemory too low",
+        now=start + timedelta(hours=2),
+    )
+    services.change_status(incident, Status.FIXING, by=ravi, now=start + timedelta(hours=3))
+    incident = services.resolve_incident(
+        incident,
+        by=colin,
+        note="memory doubled, eviction policy fixed",
+        now=start + timedelta(hours=5),
+    )
+    review = incident.review
+    review.primary_cause = "The session cache ran at its 2 GB limit with allkeys-lru eviction."
+    review.contributing_factors = "Traffic up 40% after the autumn campaign; no memory alert."
+    review.went_well = "Users' reports reached the on-call engineer within minutes."
+    review.save()
+    for action, owner, days, priority in (
+        ("Alert when the session cache passes 80% memory", ravi, 3, "high"),
+        ("Move sessions to a volatile-lru cache of their own", rachel, 14, "medium"),
+    ):
+        reviews.add_action_item(
+            review,
+            action=action,
+            owner=owner,
+            due_date=(start + timedelta(days=days)).date(),
+            priority=priority,
+            now=start + timedelta(hours=30),
+        )
+    return incident
+
+
 # Oldest first, so each day's INC-YYYYMMDD-NNN numbers follow the order of declaration.
 SCENARIOS: dict[str, Callable[[_Story], Incident]] = {
     "Error spike after release 2026.11.2; rolled back": _p2_release_closed,
+    "Session cache evictions log users out every few minutes": _p1_cache_outage_reviewed,
     "Payment provider webhooks delayed by up to 40 minutes": _p2_webhooks_resolved,
     "Primary database replication lag above five minutes": _p1_replication_lag,
     "Search p95 latency at 4 seconds": _p2_search_slow,

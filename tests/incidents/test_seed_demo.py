@@ -75,7 +75,7 @@ def test_running_it_twice_creates_nothing_new(clock):
     output = seed()
 
     assert counts() == first
-    assert first["Incident"] == 8
+    assert first["Incident"] == 9
     assert "Created incidents" not in output
     assert "Already there: INC-" in output
 
@@ -125,7 +125,7 @@ def test_the_security_incident_is_hidden_from_a_viewer():
     assert incident.is_security
     assert incident not in Incident.objects.visible_to(member(VIEWER))
     assert incident in Incident.objects.visible_to(member(SECURITY_TEAM))
-    assert Incident.objects.visible_to(member(VIEWER)).count() == 7
+    assert Incident.objects.visible_to(member(VIEWER)).count() == 8
 
 
 def test_incidents_are_in_at_least_four_statuses():
@@ -173,3 +173,19 @@ def test_it_refuses_to_run_in_production(settings):
 
     assert not get_user_model().objects.filter(username__startswith="demo.").exists()
     assert not Group.objects.get(name=VIEWER).user_set.exists()
+
+
+def test_a_long_p1_from_four_days_ago_has_an_overdue_half_written_review(clock):
+    from incidents.models import Review
+
+    seed()
+
+    review = Review.objects.get(
+        incident__title="Session cache evictions log users out every few minutes"
+    )
+    assert review.required and review.reasons == [
+        "P1 lasting 5 hours 0 minutes (over 4 hours 0 minutes)"
+    ]
+    assert review.is_overdue(datetime.now(UTC))
+    assert review.primary_cause and not review.lessons_learned
+    assert review.action_items.count() == 2
