@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
     "drf_spectacular",
     "django_filters",
     "django_celery_beat",
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "incidents",
     "escalation",
     "comms",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -186,9 +188,11 @@ X_FRAME_OPTIONS = "DENY"
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "integrations.authentication.BearerApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -198,6 +202,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Declare, work and resolve incidents; ask who is on call; ingest alerts.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "incidents.models.Status",
+        "NoteKindEnum": "incidents.models.TimelineEntry.NoteKind",
+        "TimelineKindEnum": "incidents.models.TimelineEntry.Kind",
+        "ActionItemStatusEnum": "incidents.models.ActionItem.State",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -225,6 +235,14 @@ CELERY_MAX_ETA = timedelta(seconds=env.int("CELERY_MAX_ETA_SECONDS", default=360
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(CELERY_MAX_ETA.total_seconds()) * 2,
+        # A publish from a web request (an escalation wake-up, a send) gives up quickly when
+        # Redis is down: the rows are in the database and the sweep and tick catch up, so
+        # declaring an incident must not hang on the broker (DESIGN.md: degrade, don't drop).
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+        "socket_connect_timeout": 2,
     }
 
 CELERY_TASK_SERIALIZER = "json"

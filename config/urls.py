@@ -1,14 +1,19 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.api import v1_urls
 from escalation.link_views import acknowledge_handoff, acknowledge_incident
 from escalation.views import person_calendar, rotation_calendar
+from incidents.metrics_views import metrics_export, metrics_view
 from ops.views import health
 
 urlpatterns = [
+    path("admin/metrics/", admin.site.admin_view(metrics_view), name="metrics"),
+    path("admin/metrics/export.csv", admin.site.admin_view(metrics_export), name="metrics-export"),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
+    path("api/v1/", include((v1_urls(), "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("calendar/rotation/<str:token>.ics", rotation_calendar, name="rotation-calendar"),

@@ -420,6 +420,7 @@ class TimelineEntry(models.Model):
         NOTE = "note", "Note"
         ESCALATED = "escalated", "Escalation"
         REVIEW = "review", "Post-incident review"
+        ALERT = "alert", "Alert"
 
     class NoteKind(models.TextChoices):
         UPDATE = "update", "Update"

@@ -43,13 +43,13 @@ def process_env(**extra: str) -> dict[str, str]:
 class CeleryProcess:
     """A real ``celery -A config <worker|beat>`` process on the test database and test Redis."""
 
-    def __init__(self, *args: str, log_path: Path):
+    def __init__(self, *args: str, log_path: Path, env: dict | None = None):
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel", "INFO"],
             cwd=ROOT,
-            env=process_env(),
+            env=process_env(**(env or {})),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -119,16 +119,6 @@ class SMTPServer:
         # Addresses answered "550 mailbox unavailable", as a real server refuses a bad address.
         self.refused: set[str] = set()
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address in self.refused:
-            return "550 5.1.1 Mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
     @property
     def messages(self) -> list:
         """Parsed messages: ``msg["To"]``, ``msg["Subject"]``, ``msg.get_content()`` (the body).
@@ -145,6 +135,24 @@ class SMTPServer:
             )
             for envelope in self.envelopes
         ]
+
+
+class SMTPHooks:
+    """aiosmtpd's handler. Kept apart from SMTPServer: aiosmtpd reads every attribute of its
+    handler on each connection, which would re-parse every message received so far."""
+
+    def __init__(self, server: SMTPServer):
+        self.server = server
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.server.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.server.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
 
 
 @pytest.fixture
@@ -164,7 +172,7 @@ def smtp_server(settings) -> Iterator[SMTPServer]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = SMTPServer("127.0.0.1", port)
-    controller = Controller(server, hostname=server.host, port=port)
+    controller = Controller(SMTPHooks(server), hostname=server.host, port=port)
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = server.host

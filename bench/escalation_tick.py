@@ -1,0 +1,385 @@
+"""Benchmark of the escalation tick: what does one ``run_due()`` cost, with many open incidents?
+
+Run from the project root:
+
+    .venv/bin/python bench/escalation_tick.py
+    .venv/bin/python bench/escalation_tick.py --sizes 500,5000 --rounds 2   # a quicker try
+
+It uses its own PostgreSQL database (DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/portal_bench_escalation_tick), creates it if missing and
+migrates it. Its incident tables (and with them escalations, fired steps and notifications) are
+emptied at the start, so it refuses a database whose name does not contain "bench". Wake-ups
+and notification sends are enqueued, as in production, to Redis (REDIS_URL, default
+redis://127.0.0.1:6379/14); no worker runs, and that Redis database is flushed at the start and
+at the end (so do not run this beside bench/escalation_lateness.py, which uses the same one).
+
+1. Open incidents that are not due, bulk-inserted (incident + escalation row with the P1
+   policy snapshot; next_due_at a few minutes to hours ahead for 70 %, NULL - nothing left to
+   fire - for 30 %): run_due() at each size (default 1,000 and 10,000), SQL queries and median
+   wall time of N runs (default 7) after one warm-up. The query count must not grow.
+2. Then, in each of R rounds (default 3), 100 incidents declared through
+   incidents.services.declare_incident as P1 (the default policy: the on-call engineer at once,
+   a rotation of two people) are due, beside the others; one run_due() fires them (one step
+   and one email each): queries, wall time, queries per due incident, and the SQL grouped by
+   normalized statement. The incidents fired in one round are open and not due in the next.
+
+Times include the Redis round trips of the on-commit wake-up and send dispatch, as in a worker.
+"""
+
+import argparse
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchdb import ensure_database, setup_django  # noqa: E402
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+os.environ["DEBUG"] = "true"
+os.environ.setdefault(
+    "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_escalation_tick"
+)
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ["LOG_LEVEL"] = "WARNING"  # one "fired" log line per step would time the console
+
+DEFAULT_SIZES = (1_000, 10_000)
+DUE = 100
+ROUNDS = 3
+RUNS = 7
+PER_DAY = 200  # bulk incidents per UTC day, on days before today (declare uses today)
+CHUNK = 5_000
+SEVERITY = "P1"
+
+
+# --- setting up -------------------------------------------------------------------------------
+
+
+def flush_redis() -> None:
+    import redis
+
+    url = os.environ["REDIS_URL"]
+    if not url.rstrip("/").endswith("/14"):
+        print(f"Not flushing {url}: only Redis database 14 is the benchmarks' own.")
+        return
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        print(f"Redis at {url} unreachable ({exc}); dispatches will fail fast and be skipped.")
+
+
+def empty_incident_tables() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        # CASCADE takes escalations, fired steps, notifications, timeline, roles ... with it.
+        cursor.execute(
+            "TRUNCATE incidents_incident, incidents_historicalincident, incidents_dailysequence "
+            "RESTART IDENTITY CASCADE"
+        )
+
+
+def prepare_organisation():
+    """Default scale and policies; a weekly on-call rotation of two people behind the
+    on-call-engineer role, and a holder for each lead role."""
+    from django.contrib.auth import get_user_model
+
+    from escalation import services
+    from escalation.loader import load_preset_policies
+    from escalation.models import OrgRole, Rotation
+    from incidents.models import SeverityLevel
+    from incidents.policy import load_policy
+
+    load_policy("default", only_if_empty=True)
+    codes = list(SeverityLevel.objects.filter(preset="default").values_list("code", flat=True))
+    load_preset_policies("default", codes)  # reset whatever a previous run may have edited
+    User = get_user_model()
+    people = {}
+    for name in ("olive", "otto", "dev", "back", "front", "em", "cto", "sec", "declarer"):
+        people[name], _ = User.objects.get_or_create(
+            username=f"bench-esc-{name}",
+            defaults={
+                "email": f"bench-esc-{name}@example.com",
+                "first_name": name.title(),
+                "last_name": "Bench",
+            },
+        )
+    rotation, created = Rotation.objects.get_or_create(
+        name="Bench escalation primary", defaults={"starts_on": date(2026, 1, 5)}
+    )
+    if created:
+        services.set_rotation_members(
+            rotation,
+            [people["olive"], people["otto"]],
+            effective_at=datetime(2025, 12, 1, tzinfo=UTC),
+        )
+    OrgRole.objects.filter(slug="on-call-engineer").update(rotation=rotation)
+    for slug, name in (
+        ("devops-lead", "dev"),
+        ("backend-lead", "back"),
+        ("frontend-lead", "front"),
+        ("engineering-manager", "em"),
+        ("cto", "cto"),
+        ("security-team", "sec"),
+    ):
+        role = OrgRole.objects.filter(slug=slug).first()
+        if role is not None:
+            role.holders.set([people[name]])
+    return people
+
+
+def fill_to(size: int, now: datetime, declarer) -> float:
+    """Add open, not-due incidents (with their escalation rows) until there are ``size``."""
+    from django.db import connection, transaction
+    from django.test.utils import override_settings
+
+    from escalation.engine import policy_steps, step_to_dict
+    from escalation.models import Escalation, EscalationPolicy
+    from incidents.models import Incident, SeverityLevel, Status
+
+    started = time.perf_counter()
+    severity = SeverityLevel.objects.get(code=SEVERITY)
+    policy = EscalationPolicy.objects.prefetch_related("steps").get(severity=severity)
+    snapshot = [step_to_dict(step, policy.pk) for step in policy_steps(policy)]
+    have = Incident.objects.count()
+    yesterday = (now - timedelta(days=1)).date()
+    with override_settings(DEBUG=False):  # no query log of the multi-megabyte inserts
+        for start in range(have, size, CHUNK):
+            incidents, escalations = [], []
+            for i in range(start, min(size, start + CHUNK)):
+                rng = random.Random(i)
+                day = yesterday - timedelta(days=i // PER_DAY)
+                declared_at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+                    seconds=rng.randrange(86_400)
+                )
+                incidents.append(
+                    Incident(
+                        public_id=f"INC-{day:%Y%m%d}-{i % PER_DAY + 1:03d}",
+                        day=day,
+                        sequence=i % PER_DAY + 1,
+                        title=f"Open bench incident {i}",
+                        severity=severity,
+                        status=rng.choice([Status.INVESTIGATING, Status.FIXING, Status.MONITORING]),
+                        declared_at=declared_at,
+                        declared_by=declarer,
+                        detected_at=declared_at,
+                        investigation_started_at=declared_at,
+                        ack_due_at=declared_at + severity.response_time,
+                        resolution_due_at=declared_at + severity.resolution_target,
+                    )
+                )
+                # Not due: the next step is minutes to hours ahead, or nothing is left to fire.
+                next_due = (
+                    now + timedelta(seconds=rng.randrange(600, 8 * 3600))
+                    if rng.random() < 0.7
+                    else None
+                )
+                escalations.append((next_due, declared_at))
+            with transaction.atomic():
+                Incident.objects.bulk_create(incidents, batch_size=1000)
+                Escalation.objects.bulk_create(
+                    [
+                        Escalation(
+                            incident=incident,
+                            steps=snapshot,
+                            policies=[policy.name],
+                            snapshot_at=declared_at,
+                            next_due_at=next_due,
+                            last_run_at=declared_at,
+                        )
+                        for incident, (next_due, declared_at) in zip(
+                            incidents, escalations, strict=True
+                        )
+                    ],
+                    batch_size=1000,
+                )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE incidents_incident; ANALYZE escalation_escalation")
+    return time.perf_counter() - started
+
+
+def declare_due(count: int, by, offset: int) -> list:
+    """``count`` incidents declared now through the service: their first step is due at once."""
+    from incidents.models import SeverityLevel
+    from incidents.services import declare_incident
+
+    severity = SeverityLevel.objects.get(code=SEVERITY)
+    return [
+        declare_incident(title=f"Due bench incident {offset + n}", severity=severity, by=by)
+        for n in range(count)
+    ]
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def run_once():
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    from escalation.engine import run_due
+
+    # DEBUG keeps the last 9,000 queries; a full log would make the capture come out empty.
+    reset_queries()
+    with CaptureQueriesContext(connection) as captured:
+        started = time.perf_counter()
+        result = run_due()
+        elapsed = (time.perf_counter() - started) * 1000
+    return result, elapsed, list(captured.captured_queries)
+
+
+def measure_idle(runs: int) -> tuple[int, float, list]:
+    run_once()  # warm-up
+    times, counts, queries = [], set(), []
+    for _ in range(runs):
+        result, elapsed, queries = run_once()
+        if result.incidents or result.failed:
+            sys.exit(f"run_due found work where none is due: {result.as_dict()}")
+        times.append(elapsed)
+        counts.add(len(queries))
+    if len(counts) != 1:
+        print(f"  (query count varied between runs: {sorted(counts)})")
+    return max(counts), statistics.median(times), queries
+
+
+def normalize(sql: str) -> str:
+    sql = re.sub(r'SAVEPOINT "[^"]+"', "SAVEPOINT ?", sql)
+    sql = re.sub(r"'(?:[^']|'')*'", "?", sql)
+    sql = re.sub(r"\b\d+(\.\d+)?\b", "?", sql)
+    sql = re.sub(r"\((\?(, )?)+\)", "(...)", sql)
+    return re.sub(r"\s+", " ", sql)[:160]
+
+
+def grouped(queries: list) -> list[tuple[str, int, float]]:
+    counts, times = Counter(), Counter()
+    for query in queries:
+        key = normalize(query["sql"])
+        counts[key] += 1
+        times[key] += float(query["time"]) * 1000
+    return [(sql, counts[sql], times[sql]) for sql, _ in counts.most_common()]
+
+
+def explain_claim() -> str:
+    """PostgreSQL's plan of the claim query run_due() starts every loop with."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from incidents.models import Incident
+
+    query = (
+        Incident.objects.filter(escalation__next_due_at__lte=timezone.now())
+        .select_related("severity")
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("escalation__next_due_at")[:1]
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = query.query.sql_with_params()
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
+        return "\n".join("    " + row[0] for row in cursor.fetchall())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES))
+    parser.add_argument("--due", type=int, default=DUE)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--runs", type=int, default=RUNS)
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+
+    name = ensure_database(os.environ["DATABASE_URL"], "incident tables")
+    setup_django()
+    from django.db import connection
+    from django.utils import timezone
+
+    from comms.models import Notification
+    from escalation.models import FiredStep
+
+    print(f"Database {name}, Redis {os.environ['REDIS_URL']}, {os.cpu_count()} CPUs.")
+    flush_redis()
+    empty_incident_tables()
+    people = prepare_organisation()
+    now = timezone.now()
+
+    rows = []  # (label, open, due, queries, ms, note)
+    idle = {}
+    for size in sizes:
+        seconds = fill_to(size, now, people["declarer"])
+        print(f"Filled to {size:,} open incidents, none due, in {seconds:.1f} s.")
+        queries, ms, captured = measure_idle(args.runs)
+        idle[size] = (queries, ms, captured)
+        rows.append((f"none due, {size:,} open", size, 0, queries, ms, f"median of {args.runs}"))
+    largest = sizes[-1]
+    print("\nClaim query plan at the largest size:\n" + explain_claim())
+
+    due_runs = []
+    open_now = largest
+    for round_no in range(args.rounds):
+        declared = declare_due(args.due, people["declarer"], round_no * args.due)
+        result, ms, captured = run_once()
+        fired_steps = FiredStep.objects.filter(incident__in=declared).count()
+        emails = Notification.objects.filter(incident__in=declared, channel="email").count()
+        if result.fired != args.due or fired_steps != args.due or result.failed:
+            print(f"  round {round_no + 1}: expected {args.due} firings, got {result.as_dict()}")
+        open_now += args.due
+        due_runs.append((len(captured), ms, captured))
+        rows.append(
+            (
+                f"{args.due} due, round {round_no + 1}",
+                open_now,
+                args.due,
+                len(captured),
+                ms,
+                f"fired {result.fired}, {emails} emails",
+            )
+        )
+    after_q, after_ms, _ = measure_idle(args.runs)
+    rows.append(
+        (f"none due again, {open_now:,} open", open_now, 0, after_q, after_ms, "after the rounds")
+    )
+
+    print("\n| run_due() | open | due | queries | ms | note |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for label, open_count, due, queries, ms, note in rows:
+        print(f"| {label} | {open_count:,} | {due} | {queries} | {ms:.1f} | {note} |")
+
+    idle_counts = {size: idle[size][0] for size in sizes}
+    flat = len(set(idle_counts.values())) == 1
+    due_queries = statistics.median(q for q, _, _ in due_runs)
+    due_ms = statistics.median(ms for _, ms, _ in due_runs)
+    per_incident_q = (due_queries - idle[largest][0]) / args.due
+    per_incident_ms = due_ms / args.due
+    print(
+        f"\nnone due: queries {'/'.join(str(idle_counts[s]) for s in sizes)} at "
+        f"{'/'.join(f'{s:,}' for s in sizes)} open (flat: {'yes' if flat else 'NO'}), "
+        f"ms {'/'.join(f'{idle[s][1]:.2f}' for s in sizes)}; "
+        f"{args.due} due: {due_queries:.0f} queries, {due_ms:.0f} ms (median of "
+        f"{args.rounds}), {per_incident_q:.1f} queries and {per_incident_ms:.1f} ms "
+        "per due incident"
+    )
+
+    _, _, captured = due_runs[len(due_runs) // 2]
+    print(f"\nSQL of one {args.due}-due run, grouped by normalized statement:")
+    print("| count | ms | statement |")
+    print("| ---: | ---: | --- |")
+    for sql, count, total in grouped(captured):
+        print(f"| {count} | {total:.0f} | `{sql}` |")
+    if not flat:
+        print(f"\nSQL of the none-due run at {largest:,} open:")
+        for sql, count, total in grouped(idle[largest][2]):
+            print(f"| {count} | {total:.0f} | `{sql}` |")
+
+    connection.close()
+    flush_redis()
+    return 0 if flat else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The REST API's shared parts: one error shape for every 4xx, and the v1 URL table.
+
+Every error is JSON: ``{"detail": "<one sentence>", "errors": {"<field>": ["<message>"]}}``
+(``errors`` only when fields are at fault). A domain refusal from a service (``IncidentError``
+and friends) is a 400 naming its field; nothing a client sends becomes a 500.
+"""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class DomainError(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "refused"
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _flatten(detail) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        flat = {}
+        for key, value in detail.items():
+            if isinstance(value, dict):
+                for sub, messages in _flatten(value).items():
+                    flat[f"{key}.{sub}"] = messages
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                for index, item in enumerate(value):
+                    for sub, messages in _flatten(item).items():
+                        flat[f"{key}[{index}].{sub}"] = messages
+            else:
+                flat[str(key)] = [str(m) for m in (value if isinstance(value, list) else [value])]
+        return flat
+    return {
+        "non_field_errors": [str(m) for m in (detail if isinstance(detail, list) else [detail])]
+    }
+
+
+def exception_handler(exc, context):
+    from incidents.reviews import ReviewError
+    from incidents.services import IncidentError
+
+    if isinstance(exc, IncidentError | ReviewError):
+        exc = DomainError(exc.message, exc.field)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, DomainError):
+        body = {"detail": str(exc.detail)}
+        if exc.field:
+            body["errors"] = {exc.field: [str(exc.detail)]}
+    elif isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first = next(iter(errors.items()), ("", ["Invalid input."]))
+        body = {
+            "detail": f"{first[0]}: {first[1][0]}" if first[0] else first[1][0],
+            "errors": errors,
+        }
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        body = {"detail": str(detail)}
+    return Response(body, status=response.status_code, headers=dict(response.items()))
+
+
+def v1_urls():
+    """The /api/v1/ routes of every app (imported lazily: apps import this module's handler)."""
+    from django.urls import path
+    from rest_framework.routers import DefaultRouter
+
+    from escalation.api import (
+        EscalationPolicyViewSet,
+        OnCallViewSet,
+        OverrideViewSet,
+        RotationViewSet,
+    )
+    from incidents.api import ActionItemViewSet, IncidentViewSet, SeverityLevelViewSet
+    from integrations.api import AlertmanagerView, EventsView, GrafanaView
+
+    router = DefaultRouter(trailing_slash=True)
+    router.register("incidents", IncidentViewSet, basename="incident")
+    router.register("severity-levels", SeverityLevelViewSet, basename="severity-level")
+    router.register("action-items", ActionItemViewSet, basename="action-item")
+    router.register("on-call", OnCallViewSet, basename="on-call")
+    router.register("rotations", RotationViewSet, basename="rotation")
+    router.register("overrides", OverrideViewSet, basename="override")
+    router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
+    return [
+        *router.urls,
+        path("events/", EventsView.as_view(), name="events"),
+        path(
+            "integrations/<str:key>/alertmanager/",
+            AlertmanagerView.as_view(),
+            name="alertmanager-webhook",
+        ),
+        path("integrations/<str:key>/grafana/", GrafanaView.as_view(), name="grafana-webhook"),
+    ]

@@ -1,0 +1,140 @@
+from django.contrib import admin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
+
+from incidents.models import Incident
+
+from .models import Alert, AlertFingerprint, ApiKey, Integration
+
+# The library's own key model is not used: ours acts as a user.
+admin.site.unregister(APIKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(APIKeyModelAdmin):
+    """The key is shown once, in the message after saving; only its hash is kept."""
+
+    list_display = [*APIKeyModelAdmin.list_display, "user", "last_used_at"]
+    search_fields = [*APIKeyModelAdmin.search_fields, "user__username"]
+    autocomplete_fields = []
+    raw_id_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "last_used_at"]
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "is_active", "rate_limit_per_minute", "created_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name"]
+    readonly_fields = ["key", "endpoint", "alerts_link"]
+    raw_id_fields = ["acts_as"]
+
+    @admin.display(description="Where to send alerts")
+    def endpoint(self, obj):
+        from django.conf import settings
+
+        if not obj.pk:
+            return "Save to get the key."
+        base = f"{settings.SITE_URL}/api/v1"
+        if obj.kind == Integration.Kind.EVENTS:
+            return f"POST {base}/events/ with routing_key set to the key above"
+        return f"{base}/integrations/{obj.key}/{obj.kind}/ (or the key as a Bearer token)"
+
+    @admin.display(description="Alerts received")
+    def alerts_link(self, obj):
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:integrations_alert_changelist") + f"?integration__id__exact={obj.pk}"
+        return format_html('<a href="{}">See its alerts</a>', url)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Alerts are what monitoring sent: written by integrations/ingest.py, never by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AlertFingerprintInline(admin.TabularInline):
+    model = AlertFingerprint
+    fields = ["fingerprint", "status", "labels", "annotations", "starts_at", "ends_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = [
+        "dedup_key",
+        "integration",
+        "incident_link",
+        "status",
+        "severity",
+        "count",
+        "fingerprint_count",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    list_filter = ["status", "integration", "severity"]
+    list_select_related = ["integration", "incident"]
+    search_fields = ["dedup_key", "summary", "source", "incident__public_id"]
+    date_hierarchy = "last_seen_at"
+    inlines = [AlertFingerprintInline]
+    fields = [
+        "integration",
+        "dedup_key",
+        "incident_link",
+        "status",
+        "summary",
+        "source",
+        "severity",
+        "component",
+        "group",
+        "alert_class",
+        "custom_details",
+        "count",
+        "first_seen_at",
+        "last_seen_at",
+        "acknowledged_at",
+        "resolved_at",
+        "last_payload",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # An alert shows what its incident is about: hidden with a security incident the
+        # user may not see.
+        visible = Incident.objects.visible_to(request.user).values("pk")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(incident__in=visible)
+            .annotate(fingerprint_total=Count("fingerprints"))
+        )
+
+    @admin.display(description="Incident", ordering="incident__public_id")
+    def incident_link(self, obj):
+        url = reverse("admin:incidents_incident_change", args=[obj.incident_id])
+        return format_html('<a href="{}">{}</a>', url, obj.incident.public_id)
+
+    @admin.display(description="Group alerts", ordering="fingerprint_total")
+    def fingerprint_count(self, obj):
+        return obj.fingerprint_total or "-"

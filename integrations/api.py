@@ -1,0 +1,551 @@
+"""Alert ingestion endpoints: ``POST /api/v1/events/`` (PagerDuty Events API v2 shape) and the
+Alertmanager and Grafana webhook receivers. The views check size, key and rate, validate the
+body and hand it to ``integrations.ingest``; every refusal is the portal's JSON error shape.
+
+They authenticate by the integration's key (the routing key, the URL, or ``Authorization:
+Bearer``), not by a user's API key: monitoring systems act as their integration.
+"""
+
+import json
+import math
+
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import get_authorization_header
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import ingest
+from .models import Integration
+
+MAX_BODY_BYTES = 512 * 1024  # the Events API v2 limit, for every receiver
+MAX_DEPTH = 32  # JSON nesting; deeper is refused before anything is stored
+AUTH_CHALLENGE = 'Bearer realm="integrations"'
+SEVERITIES = ["critical", "error", "warning", "info"]
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
+    default_code = "too_large"
+
+
+class Unavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "unavailable"
+
+
+class UnknownKey(exceptions.ValidationError):
+    """A 401 that names its field, in the portal's error shape (a ValidationError is the one
+    the exception handler renders with ``errors``)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+
+
+# --- Reading the body ------------------------------------------------------------------------
+
+
+def _check_length(request) -> None:
+    """Refuse from the header, before the body is read."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+
+
+def _reject(value) -> None:
+    raise exceptions.ParseError(f"The body is not valid JSON: {value} is not a number JSON allows.")
+
+
+def _check_values(value, path: str = "", depth: int = 0) -> None:
+    """What PostgreSQL would refuse to store (a NUL, a lone surrogate, a non-finite number)
+    or nesting too deep to be an alert: a 400 naming where, never a 500."""
+
+    def refuse(message: str):
+        raise serializers.ValidationError({path or "body": [message]})
+
+    if depth > MAX_DEPTH:
+        refuse(f"Nested deeper than {MAX_DEPTH} levels.")
+    if isinstance(value, str):
+        if "\x00" in value:
+            refuse("Null characters are not allowed.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            refuse("Not valid Unicode text (a lone surrogate).")
+    elif isinstance(value, float) and not math.isfinite(value):
+        refuse("Numbers must be finite.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, path, depth + 1)
+            _check_values(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f"{path or 'body'}[{index}]", depth + 1)
+
+
+def read_json(request):
+    _check_length(request)
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    if not body.strip():
+        raise exceptions.ParseError("The body is empty: send a JSON object.")
+    try:
+        data = json.loads(body, parse_constant=_reject)
+    except json.JSONDecodeError as exc:
+        raise exceptions.ParseError(
+            f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, an integer too long, too deep
+        raise exceptions.ParseError(f"The body is not valid JSON: {exc}.") from None
+    _check_values(data)
+    return data
+
+
+class SafeDateTimeField(serializers.DateTimeField):
+    """RFC 3339 / ISO 8601; a date outside what a datetime can hold is a 400, not a 500."""
+
+    def to_internal_value(self, value):
+        try:
+            return super().to_internal_value(value)
+        except (OverflowError, ValueError):
+            self.fail("invalid", format="ISO 8601 (e.g. 2026-01-31T12:00:00Z)")
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": "^(firing|resolved)$", "description": "firing or resolved"}
+)
+class AlertStatusField(serializers.ChoiceField):
+    """Described by a pattern, not an enum: Alertmanager's and Grafana's four components share
+    this field name, and the schema's enum naming would warn about the collision."""
+
+    def __init__(self, **kwargs):
+        super().__init__(["firing", "resolved"], **kwargs)
+
+
+def _text(**kwargs):
+    return serializers.CharField(required=False, allow_blank=True, **kwargs)
+
+
+def _string_map(help_text: str):
+    return serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        default=dict,
+        help_text=help_text,
+    )
+
+
+# --- Serializers: Events API v2 ---------------------------------------------------------------
+
+
+class EventsV2PayloadSerializer(serializers.Serializer):
+    summary = serializers.CharField(max_length=1024, help_text="The incident's title (200 shown).")
+    source = serializers.CharField(help_text="Where the problem is: a host, a service, a URL.")
+    severity = serializers.ChoiceField(
+        SEVERITIES, help_text="Mapped to a portal severity by the integration's severity map."
+    )
+    timestamp = SafeDateTimeField(required=False, allow_null=True)
+    component = _text()
+    group = _text()
+    custom_details = serializers.JSONField(required=False, default=dict)
+
+    def get_fields(self):
+        # ``class`` is a Python keyword: it cannot be declared as an attribute.
+        fields = super().get_fields()
+        fields["class"] = _text(help_text="The kind of event, e.g. 'high CPU'.")
+        return fields
+
+
+class EventsV2LinkSerializer(serializers.Serializer):
+    href = serializers.CharField()
+    text = _text()
+
+
+class EventsV2ImageSerializer(serializers.Serializer):
+    src = serializers.CharField()
+    href = _text()
+    alt = _text()
+
+
+class EventsV2EventSerializer(serializers.Serializer):
+    routing_key = serializers.CharField(
+        max_length=64, help_text="The key of an Events API integration, from the admin."
+    )
+    event_action = serializers.ChoiceField(["trigger", "acknowledge", "resolve"])
+    dedup_key = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="Required to acknowledge or resolve. A trigger without one gets one, returned.",
+    )
+    payload = EventsV2PayloadSerializer(
+        required=False, help_text="Required for a trigger; ignored otherwise."
+    )
+    client = _text()
+    client_url = _text()
+    links = EventsV2LinkSerializer(many=True, required=False)
+    images = EventsV2ImageSerializer(many=True, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and data.get("event_action") in ("acknowledge", "resolve"):
+            # As in the original API, only a trigger's payload matters.
+            data = {name: value for name, value in data.items() if name != "payload"}
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if attrs["event_action"] == "trigger":
+            if "payload" not in attrs:
+                raise serializers.ValidationError({"payload": ["A trigger needs a payload."]})
+        elif not (attrs.get("dedup_key") or "").strip():
+            raise serializers.ValidationError(
+                {"dedup_key": [f"Needed to {attrs['event_action']}: the key of the alert."]}
+            )
+        return attrs
+
+
+# --- Serializers: Alertmanager and Grafana ----------------------------------------------------
+
+
+class AlertmanagerAlertSerializer(serializers.Serializer):
+    status = AlertStatusField()
+    labels = _string_map("Identify the alert; `alertname` and `severity` are read.")
+    annotations = _string_map("`summary` and `description` are read.")
+    startsAt = SafeDateTimeField()  # noqa: N815 - the sender's field names
+    endsAt = SafeDateTimeField(required=False, allow_null=True)  # noqa: N815
+    generatorURL = _text()  # noqa: N815
+    fingerprint = serializers.CharField(
+        max_length=255, help_text="Identifies the alert within its group (never its summary)."
+    )
+
+
+class AlertmanagerWebhookSerializer(serializers.Serializer):
+    version = serializers.CharField(help_text='"4"')
+    groupKey = serializers.CharField(help_text="The group: one incident per open group.")  # noqa: N815
+    truncatedAlerts = serializers.IntegerField(  # noqa: N815
+        required=False, default=0, min_value=0, max_value=2_147_483_647
+    )
+    status = AlertStatusField(required=False)
+    receiver = _text()
+    groupLabels = _string_map("")  # noqa: N815
+    commonLabels = _string_map("`severity` here sets the incident's severity.")  # noqa: N815
+    commonAnnotations = _string_map("`summary` here is the incident's title.")  # noqa: N815
+    externalURL = _text()  # noqa: N815
+    alerts = AlertmanagerAlertSerializer(many=True)
+
+    expected_version = "4"
+    sender = "Alertmanager"
+    hint = "Grafana's (version 1) goes to .../grafana/."
+
+    def validate_version(self, value):
+        if value != self.expected_version:
+            raise serializers.ValidationError(
+                f"This receiver reads {self.sender}'s webhook version {self.expected_version}, "
+                f"not {value!r}. {self.hint}"
+            )
+        return value
+
+
+class GrafanaAlertSerializer(AlertmanagerAlertSerializer):
+    silenceURL = _text()  # noqa: N815
+    dashboardURL = _text()  # noqa: N815
+    panelURL = _text()  # noqa: N815
+    imageURL = _text()  # noqa: N815
+    values = serializers.JSONField(required=False, allow_null=True)
+    valueString = _text()  # noqa: N815
+
+
+class GrafanaWebhookSerializer(AlertmanagerWebhookSerializer):
+    orgId = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815
+    title = _text()
+    state = _text()
+    message = _text()
+    alerts = GrafanaAlertSerializer(many=True)
+
+    expected_version = "1"
+    sender = "Grafana"
+    hint = "Alertmanager's (version 4) goes to .../alertmanager/."
+
+
+# --- Serializers: answers -----------------------------------------------------------------------
+
+
+class IngestResultSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text='"success", as the Events API answers.')
+    message = serializers.CharField()
+    dedup_key = serializers.CharField()
+    incident = serializers.CharField(
+        allow_null=True, help_text="The incident's id (INC-YYYYMMDD-NNN), or null."
+    )
+    result = serializers.ChoiceField(
+        [a.value for a in ingest.Action],
+        help_text="opened: a new incident; appended: added to the open one; acknowledged; "
+        "resolved; matched_nothing: no open alert has the key; unchanged: a repeat.",
+    )
+
+
+def result_body(result: ingest.Result) -> dict:
+    return {
+        "status": "success",
+        "message": result.message,
+        "dedup_key": result.dedup_key,
+        "incident": result.incident,
+        "result": result.action.value,
+    }
+
+
+class IngestErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="One sentence.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per field (`payload.summary`, `alerts[0].fingerprint` ...).",
+    )
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(IngestErrorSerializer, description=description)
+
+
+ACCEPTED = OpenApiResponse(
+    IngestResultSerializer,
+    description="Accepted and processed; says what happened and which incident it concerns.",
+)
+LIMITS = {
+    413: _error(f"Body larger than {MAX_BODY_BYTES // 1024} KB"),
+    429: OpenApiResponse(
+        IngestErrorSerializer,
+        description="Over the integration's requests per minute; `Retry-After` says when to "
+        "send again (seconds).",
+    ),
+    503: _error("The portal cannot open an incident now (its severity policy needs fixing)"),
+}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until the next minute, when the key may send again.",
+)
+
+
+# --- Views -------------------------------------------------------------------------------------
+
+
+class IngestView(APIView):
+    """Keyed by an integration, never by a user: no user authentication, no session, no CSRF."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+    # For the schema only: the body is read (and size-checked) by read_json, whatever the
+    # Content-Type, since some senders leave it out.
+    parser_classes = [JSONParser]
+    kind = Integration.Kind.EVENTS
+
+    def get_authenticate_header(self, request):
+        return AUTH_CHALLENGE
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if response.status_code == status.HTTP_401_UNAUTHORIZED:
+            response["WWW-Authenticate"] = AUTH_CHALLENGE
+        return response
+
+    def integration(self, key: str, unknown) -> Integration:
+        """The active integration of this endpoint's kind with the key; ``unknown`` builds
+        the refusal (a 401 or a 404, as the key came)."""
+        integration = (
+            Integration.objects.select_related("acts_as", "default_service", "default_type")
+            .filter(key=key)
+            .first()
+        )
+        if integration is None:
+            raise unknown("No integration has this key.")
+        if not integration.is_active:
+            raise unknown(f"The integration {integration.name} is disabled.")
+        if integration.kind != self.kind:
+            where = (
+                "POST /api/v1/events/"
+                if integration.kind == Integration.Kind.EVENTS
+                else f"/api/v1/integrations/<key>/{integration.kind}/"
+            )
+            raise unknown(
+                f"This key belongs to a {integration.get_kind_display()} integration: "
+                f"send to {where}."
+            )
+        return integration
+
+    def limit(self, integration: Integration, now) -> None:
+        wait = ingest.over_rate_limit(integration, now)
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=wait,
+                detail=f"{integration.name} may send {integration.rate_limit_per_minute} "
+                "requests a minute.",
+            )
+
+    @staticmethod
+    def run(call, *args, **kwargs) -> Response:
+        try:
+            result = call(*args, **kwargs)
+        except ingest.IngestUnavailable as exc:
+            raise Unavailable(exc.message) from exc
+        return Response(result_body(result), status=status.HTTP_202_ACCEPTED)
+
+
+def _field_401(field: str):
+    return lambda message: UnknownKey({field: [message]})
+
+
+EVENT_EXAMPLE = {
+    "routing_key": "<the integration's key>",
+    "event_action": "trigger",
+    "dedup_key": "checkout/high-error-rate",
+    "payload": {
+        "summary": "Checkout error rate above 5% for 5 minutes",
+        "source": "checkout-api.prod",
+        "severity": "critical",
+        "component": "checkout-api",
+        "group": "payments",
+        "class": "error rate",
+        "custom_details": {"error_rate": 0.07},
+    },
+}
+
+
+class EventsView(IngestView):
+    @extend_schema(
+        summary="Send an alert event (PagerDuty Events API v2 shape)",
+        description="trigger opens an incident, or adds to the open incident of the same "
+        "dedup_key; acknowledge and resolve act on it. Body at most 512 KB; `summary` at most "
+        "1,024 characters, `dedup_key` 255. See docs/integrations.md.",
+        request=EventsV2EventSerializer,
+        responses={
+            202: ACCEPTED,
+            400: _error("Malformed JSON or invalid fields (a message per field)"),
+            401: _error("Unknown or disabled routing key, or not an Events API integration"),
+            **LIMITS,
+        },
+        examples=[OpenApiExample("trigger", value=EVENT_EXAMPLE, request_only=True)],
+        parameters=[RETRY_AFTER],
+        auth=[],
+        tags=["integrations"],
+    )
+    def post(self, request):
+        now = timezone.now()
+        body = read_json(request)
+        serializer = EventsV2EventSerializer(data=body)
+        key = body.get("routing_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key.strip():
+            serializer.is_valid(raise_exception=True)  # reports routing_key with the rest
+            raise serializers.ValidationError({"routing_key": ["Not a valid string."]})
+        # The key before the rest of the body: an unknown sender learns nothing more, and a
+        # storm is limited before it is validated.
+        integration = self.integration(key.strip(), _field_401("routing_key"))
+        self.limit(integration, now)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        action = data["event_action"]
+        dedup_key = (data.get("dedup_key") or "").strip()
+        if action == "trigger":
+            return self.run(ingest.trigger, integration, dedup_key or None, data, now)
+        call = ingest.acknowledge if action == "acknowledge" else ingest.resolve
+        return self.run(call, integration, dedup_key, now)
+
+
+class WebhookView(IngestView):
+    serializer_class = AlertmanagerWebhookSerializer
+    sender = "Alertmanager"
+
+    def webhook_integration(self, request, path_key: str) -> Integration:
+        """The key from ``Authorization: Bearer`` if sent (the URL's segment is then only a
+        label), else from the URL."""
+        header = get_authorization_header(request).decode("latin-1").split()
+        if not header:
+            return self.integration(path_key, exceptions.NotFound)
+        if len(header) != 2 or header[0].lower() != "bearer":
+            raise exceptions.AuthenticationFailed(
+                "Send 'Authorization: Bearer <integration key>', or no Authorization header "
+                "and the key in the URL."
+            )
+        integration = self.integration(header[1], exceptions.AuthenticationFailed)
+        if (
+            path_key != integration.key
+            and Integration.objects.filter(key=path_key).exclude(pk=integration.pk).exists()
+        ):
+            raise exceptions.AuthenticationFailed(
+                "The URL and the Authorization header name different integrations."
+            )
+        return integration
+
+    def post(self, request, key: str):
+        now = timezone.now()
+        _check_length(request)
+        integration = self.webhook_integration(request, key)
+        self.limit(integration, now)
+        serializer = self.serializer_class(data=read_json(request))
+        serializer.is_valid(raise_exception=True)
+        return self.run(
+            ingest.alertmanager, integration, serializer.validated_data, now, sender=self.sender
+        )
+
+
+WEBHOOK_ERRORS = {
+    202: ACCEPTED,
+    400: _error("Malformed JSON, invalid fields, or another webhook version"),
+    401: _error("Unknown or disabled key in the Authorization header"),
+    404: _error("No active integration of this kind has the key in the URL"),
+    **LIMITS,
+}
+
+
+class AlertmanagerView(WebhookView):
+    kind = Integration.Kind.ALERTMANAGER
+
+    @extend_schema(
+        summary="Prometheus Alertmanager webhook receiver (payload version 4)",
+        description="One incident per alert group (`groupKey`); each alert is identified by its "
+        "`fingerprint`. Resolves the incident when every alert of the group has resolved. A "
+        "repeated delivery changes nothing. The key is in the URL, or in `Authorization: "
+        "Bearer` (then the URL's key segment is only a label).",
+        request=AlertmanagerWebhookSerializer,
+        responses=WEBHOOK_ERRORS,
+        parameters=[RETRY_AFTER],
+        auth=[],
+        tags=["integrations"],
+    )
+    def post(self, request, key: str):
+        return super().post(request, key)
+
+
+class GrafanaView(WebhookView):
+    kind = Integration.Kind.GRAFANA
+    serializer_class = GrafanaWebhookSerializer
+    sender = "Grafana"
+
+    @extend_schema(
+        summary="Grafana alerting webhook receiver (payload version 1)",
+        description="As the Alertmanager receiver, with Grafana's extra fields (title, message, "
+        "dashboard and panel links, values).",
+        request=GrafanaWebhookSerializer,
+        responses=WEBHOOK_ERRORS,
+        parameters=[RETRY_AFTER],
+        auth=[],
+        tags=["integrations"],
+    )
+    def post(self, request, key: str):
+        return super().post(request, key)

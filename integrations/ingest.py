@@ -1,0 +1,686 @@
+"""Alerts in, incidents out: the rules behind ``/api/v1/events/`` and the Alertmanager and
+Grafana receivers. Plain functions over data the API has already validated (integrations/api.py).
+
+Deduplication (docs/integrations.md):
+
+* One open ``Alert`` per (integration, dedup key). Work on one key is serialised by a
+  PostgreSQL advisory transaction lock (on SQLite, the IMMEDIATE transactions already serialise
+  writers); a partial unique index is the backstop, and a loser of that race retries once and
+  finds the winner's row.
+* Events API v2: a trigger for an open key is appended to it (count, last seen); acknowledge and
+  resolve act on it; once resolved, the next trigger opens a new incident. Repeated triggers are
+  the API's way of saying "still happening", so each one counts, but the timeline says so at
+  most once a minute per alert ("N more alerts since ..."); the rest is on the Alert row.
+* Alertmanager / Grafana: the dedup key is the group key; each alert of the group is one
+  ``AlertFingerprint``, identified by fingerprint and, for one firing, by ``startsAt``. A
+  delivery changes only what differs from what is stored, so a retried or repeated delivery
+  changes nothing. The incident resolves when every alert of the group has resolved.
+* An incident resolved or closed in the portal ends its open alert: the next trigger opens a
+  new incident (as PagerDuty does). For a group, only a new firing does: the same firing
+  re-sent every ``repeat_interval`` does not undo the person's decision.
+"""
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+
+from incidents.models import DetectionSource, Incident, SeverityLevel, TimelineEntry
+from incidents.services import (
+    IncidentError,
+    acknowledge_incident,
+    declare_incident,
+    record_event,
+    resolve_incident,
+)
+
+from .models import Alert, AlertFingerprint, Integration, RateWindow
+
+# Repeated triggers of one alert write one timeline entry per this much time at most.
+REPORT_EVERY = timedelta(minutes=1)
+# An alert's own timestamp is trusted as the detection time only this far back (a wrong clock
+# or a replayed alert would otherwise distort time-to-detect and time-to-resolve).
+MAX_DETECTION_AGE = timedelta(days=7)
+TITLE_MAX = 200  # Incident.title
+MAX_LISTED = 20  # alerts named in one summary or timeline entry
+
+
+class Action(StrEnum):
+    OPENED = "opened"
+    APPENDED = "appended"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    MATCHED_NOTHING = "matched_nothing"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Result:
+    action: Action
+    dedup_key: str
+    incident: str | None  # the incident's public id
+    message: str
+
+
+class IngestUnavailable(Exception):
+    """The portal cannot open an incident now (no active severity level, no business calendar
+    for a severity that needs one): a configuration problem, so senders should retry."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# --- Serialising work on one key -----------------------------------------------------------
+
+
+def _lock(integration: Integration, dedup_key: str) -> None:
+    if connection.vendor == "postgresql" and False:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                [f"integrations.alert:{integration.pk}:{dedup_key}"],
+            )
+
+
+def _serialised(integration: Integration, dedup_key: str, work: Callable[[], Result]) -> Result:
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                _lock(integration, dedup_key)
+                return work()
+        except IntegrityError:
+            # Only when the lock was bypassed (another writer without it): the winner's open
+            # row is committed now, and the second attempt appends to it.
+            if attempt == 2 or True:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_alert(integration: Integration, dedup_key: str, now: datetime) -> Alert | None:
+    alert = (
+        Alert.objects.select_for_update(of=("self",))
+        .select_related("incident")
+        .filter(integration=integration, dedup_key=dedup_key)
+        .exclude(status=Alert.Status.RESOLVED)
+        .first()
+    )
+    if alert is not None and not alert.incident.is_open:
+        # Resolved or closed in the portal: this alert's story is over. No timeline entry (a
+        # closed incident's record no longer changes); the row keeps when it ended.
+        alert.status = Alert.Status.RESOLVED
+        alert.resolved_at = now
+        alert.save(update_fields=["status", "resolved_at"])
+        return None
+    return alert
+
+
+# --- Opening an incident -------------------------------------------------------------------
+
+
+def _jsonable(data: dict) -> dict:
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _severity(integration: Integration, names: Iterable[str]) -> tuple[SeverityLevel, str]:
+    """The most severe active level the sender's severities map to; else the least severe
+    active level, with a sentence for the timeline saying so."""
+    codes = sorted({integration.severity_code(name) for name in names} or {"P2"})
+    level = SeverityLevel.objects.filter(code__in=codes, is_active=True).order_by("rank").first()
+    if level is not None:
+        return level, ""
+    fallback = SeverityLevel.objects.filter(is_active=True).order_by("-rank", "-code").first()
+    if fallback is None:
+        raise IngestUnavailable(
+            "The portal has no active severity level; load one with "
+            "`manage.py load_policy default` or in the admin."
+        )
+    return fallback, (
+        f"The severity map gives {', '.join(codes)}, which is not an active severity level: "
+        f"declared as {fallback.code} {fallback.name}, the least severe. "
+        f"Fix the map of {integration.name} in the admin."
+    )
+
+
+def _detected_at(at: datetime | None, now: datetime) -> datetime | None:
+    if at is None or at > now or at < now - MAX_DETECTION_AGE:
+        return None
+    return at
+
+
+def _declare(
+    integration: Integration,
+    *,
+    title: str,
+    summary: str,
+    severities: Iterable[str],
+    detected_at: datetime | None,
+    now: datetime,
+) -> Incident:
+    severity, fallback = _severity(integration, severities)
+    try:
+        incident = declare_incident(
+            title=_clip(title, TITLE_MAX) or f"Alert from {integration.name}",
+            severity=severity,
+            by=integration.acts_as,
+            summary=summary,
+            incident_type=integration.default_type,
+            detection_source=DetectionSource.MONITORING_ALERT,
+            detected_at=_detected_at(detected_at, now),
+            affected_services=[integration.default_service] if integration.default_service else [],
+            now=now,
+        )
+    except IncidentError as exc:
+        raise IngestUnavailable(exc.message) from exc
+    if fallback:
+        _timeline(integration, incident, fallback, now, {"severity_fallback": severity.code})
+    return incident
+
+
+def _timeline(integration: Integration, incident: Incident, body: str, now, data: dict) -> None:
+    record_event(
+        incident, TimelineEntry.Kind.ALERT, body, now=now, data=data, by=integration.acts_as
+    )
+
+
+def _resolve_if_last(integration: Integration, alert: Alert, note: str, now: datetime) -> bool:
+    """Resolve the alert's incident unless another alert still holds it open."""
+    incident = alert.incident
+    others = Alert.objects.filter(incident=incident).exclude(pk=alert.pk)
+    if others.exclude(status=Alert.Status.RESOLVED).exists():
+        return False
+    try:
+        resolve_incident(incident, by=integration.acts_as, note=note, now=now)
+    except IncidentError as exc:  # a person moved it meanwhile: say so, do not fail the sender
+        _timeline(integration, incident, f"{note}; not resolved: {exc.message}", now, {})
+        return False
+    return True
+
+
+# --- Events API v2 -------------------------------------------------------------------------
+
+
+def new_dedup_key() -> str:
+    return uuid.uuid4().hex
+
+
+def _repeats(alert: Alert) -> str:
+    if not alert.unreported:
+        return ""
+    plural = "s" if alert.unreported != 1 else ""
+    return f"{alert.unreported} more trigger{plural} since {alert.reported_at:%H:%M:%S} UTC"
+
+
+def trigger(integration: Integration, dedup_key: str | None, data: dict, now: datetime) -> Result:
+    """``data`` is a validated Events API v2 body; its ``payload`` describes the alert."""
+    dedup_key = dedup_key or new_dedup_key()
+    payload = data["payload"]
+    fields = {
+        "summary": payload["summary"],
+        "source": payload["source"],
+        "severity": payload["severity"],
+        "component": payload.get("component") or "",
+        "group": payload.get("group") or "",
+        "alert_class": payload.get("class") or "",
+        "custom_details": payload.get("custom_details", {}),
+        # The routing key is a secret: not kept where the admin shows the payload.
+        "last_payload": _jsonable({k: v for k, v in data.items() if k != "routing_key"}),
+        "last_seen_at": now,
+    }
+    facts = {
+        "dedup_key": dedup_key,
+        "severity": payload["severity"],
+        "source": payload["source"],
+        **{name: payload[name] for name in ("component", "group", "class") if payload.get(name)},
+    }
+
+    def work() -> Result:
+        alert = _open_alert(integration, dedup_key, now)
+        if alert is None:
+            incident = _declare(
+                integration,
+                title=payload["summary"],
+                summary=_event_summary(integration, payload, dedup_key),
+                severities=[payload["severity"]],
+                detected_at=payload.get("timestamp"),
+                now=now,
+            )
+            alert = Alert.objects.create(
+                integration=integration,
+                dedup_key=dedup_key,
+                incident=incident,
+                first_seen_at=now,
+                reported_at=now,
+                **fields,
+            )
+            _timeline(
+                integration,
+                incident,
+                f"{integration.name}: {payload['severity']} alert from {payload['source']}: "
+                f"{_clip(payload['summary'], 300)}",
+                now,
+                {**facts, "alert": alert.pk, "count": 1},
+            )
+            return Result(Action.OPENED, dedup_key, incident.public_id, "Event processed.")
+        for name, value in fields.items():
+            setattr(alert, name, value)
+        alert.count += 1
+        alert.unreported += 1
+        if now - alert.reported_at >= REPORT_EVERY:
+            _timeline(
+                integration,
+                alert.incident,
+                f"{integration.name}: {_repeats(alert)} ({alert.count} in all); latest: "
+                f"{payload['severity']}: {_clip(payload['summary'], 300)}",
+                now,
+                {**facts, "alert": alert.pk, "count": alert.count, "new": alert.unreported},
+            )
+            alert.reported_at, alert.unreported = now, 0
+        alert.save()
+        return Result(
+            Action.APPENDED,
+            dedup_key,
+            alert.incident.public_id,
+            f"Event processed: added to {alert.incident.public_id} (alert {alert.count}).",
+        )
+
+    return _serialised(integration, dedup_key, work)
+
+
+def _event_summary(integration: Integration, payload: dict, dedup_key: str) -> str:
+    lines = [
+        payload["summary"],
+        "",
+        f"Opened by {integration.name} (Events API v2), dedup key {dedup_key}.",
+        f"Source: {payload['source']}; severity: {payload['severity']}.",
+    ]
+    for name in ("component", "group", "class"):
+        if payload.get(name):
+            lines.append(f"{name.capitalize()}: {payload[name]}")
+    return "\n".join(lines)
+
+
+def _nothing(dedup_key: str, verb: str) -> Result:
+    return Result(
+        Action.MATCHED_NOTHING,
+        dedup_key,
+        None,
+        f"Matched nothing: no open alert has this dedup key, so there is nothing to {verb}.",
+    )
+
+
+def acknowledge(integration: Integration, dedup_key: str, now: datetime) -> Result:
+    def work() -> Result:
+        alert = _open_alert(integration, dedup_key, now)
+        if alert is None:
+            return _nothing(dedup_key, "acknowledge")
+        incident = alert.incident
+        if alert.status == Alert.Status.ACKNOWLEDGED:
+            return Result(Action.UNCHANGED, dedup_key, incident.public_id, "Already acknowledged.")
+        alert.status, alert.acknowledged_at = Alert.Status.ACKNOWLEDGED, now
+        notes = [_repeats(alert)] if alert.unreported else []
+        alert.reported_at, alert.unreported = now, 0
+        alert.save()
+        try:
+            acknowledge_incident(incident, by=integration.acts_as, now=now)
+        except IncidentError:
+            # A person acknowledged first: acknowledging is idempotent for a sender.
+            notes.append(f"{incident.public_id} was already acknowledged")
+        if notes:
+            _timeline(
+                integration,
+                incident,
+                f"{integration.name} acknowledged {dedup_key}: {'; '.join(notes)}",
+                now,
+                {"dedup_key": dedup_key, "alert": alert.pk, "count": alert.count},
+            )
+        return Result(
+            Action.ACKNOWLEDGED, dedup_key, incident.public_id, "Event processed: acknowledged."
+        )
+
+    return _serialised(integration, dedup_key, work)
+
+
+def resolve(integration: Integration, dedup_key: str, now: datetime) -> Result:
+    def work() -> Result:
+        alert = _open_alert(integration, dedup_key, now)
+        if alert is None:
+            return _nothing(dedup_key, "resolve")
+        repeats = _repeats(alert)
+        alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
+        alert.reported_at, alert.unreported = now, 0
+        alert.save()
+        note = f"{integration.name} resolved {dedup_key}" + (f" ({repeats})" if repeats else "")
+        if not _resolve_if_last(integration, alert, note, now):
+            _timeline(
+                integration,
+                alert.incident,
+                note + "; other alerts keep the incident open",
+                now,
+                {"dedup_key": dedup_key, "alert": alert.pk},
+            )
+        return Result(
+            Action.RESOLVED, dedup_key, alert.incident.public_id, "Event processed: resolved."
+        )
+
+    return _serialised(integration, dedup_key, work)
+
+
+# --- Alertmanager and Grafana --------------------------------------------------------------
+
+FIRING, RESOLVED = AlertFingerprint.Status.FIRING, AlertFingerprint.Status.RESOLVED
+
+
+def group_dedup_key(group_key: str) -> str:
+    """The group key, hashed when longer than a dedup key may be (it lists every grouping
+    label, so it can be)."""
+    if len(group_key) <= 255:
+        return group_key
+    return "sha256:" + hashlib.sha256(group_key.encode()).hexdigest()
+
+
+def _latest_by_fingerprint(alerts: Iterable[dict]) -> dict[str, dict]:
+    """One entry per fingerprint: the latest firing; for the same one, resolved wins."""
+    latest: dict[str, dict] = {}
+    for alert in alerts:
+        seen = latest.get(alert["fingerprint"])
+        rank = (alert["startsAt"], alert["status"] == RESOLVED)
+        if seen is None or rank > (seen["startsAt"], seen["status"] == RESOLVED):
+            latest[alert["fingerprint"]] = alert
+    return latest
+
+
+def _ends_at(alert: dict) -> datetime | None:
+    ends = alert.get("endsAt")
+    # Alertmanager and Grafana send 0001-01-01T00:00:00Z for "not ended".
+    return ends if ends is not None and ends.year > 1 else None
+
+
+def _describe(alert: dict) -> str:
+    labels = alert.get("labels") or {}
+    name = labels.get("alertname", alert["fingerprint"])
+    where = ", ".join(
+        f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity")
+    )
+    return f"{name} ({where})" if where else name
+
+
+def _listed(alerts: list[dict]) -> str:
+    names = [_describe(a) for a in alerts[:MAX_LISTED]]
+    if len(alerts) > MAX_LISTED:
+        names.append(f"and {len(alerts) - MAX_LISTED} more")
+    return "; ".join(names)
+
+
+def _group_title(payload: dict, firing: list[dict], sender: str, integration) -> str:
+    common_annotations = payload.get("commonAnnotations") or {}
+    if common_annotations.get("summary"):
+        return common_annotations["summary"]
+    if len(firing) == 1 and (firing[0].get("annotations") or {}).get("summary"):
+        return firing[0]["annotations"]["summary"]
+    labels = {**(payload.get("groupLabels") or {}), **(payload.get("commonLabels") or {})}
+    name = labels.get("alertname")
+    if name:
+        count = f": {len(firing)} alerts firing" if len(firing) > 1 else ""
+        return name + count
+    if payload.get("title"):  # Grafana's "[FIRING:2] ..." line
+        return payload["title"]
+    return f"{sender} alert from {integration.name}: {_listed(firing)}"
+
+
+def _group_summary(integration, payload: dict, firing: list[dict], sender: str) -> str:
+    lines = [f"Opened by {integration.name} ({sender}) for the alert group {payload['groupKey']}."]
+    if payload.get("message"):  # Grafana's rendered notification text
+        lines += ["", payload["message"]]
+    lines.append("")
+    for alert in firing[:MAX_LISTED]:
+        annotations = alert.get("annotations") or {}
+        text = annotations.get("description") or annotations.get("summary") or ""
+        lines.append(f"- {_describe(alert)}" + (f": {text}" if text else ""))
+        for url in ("generatorURL", "dashboardURL", "panelURL"):
+            if alert.get(url):
+                lines.append(f"  {url}: {alert[url]}")
+    if len(firing) > MAX_LISTED:
+        lines.append(f"- and {len(firing) - MAX_LISTED} more")
+    if payload.get("externalURL"):
+        lines += ["", f"{sender}: {payload['externalURL']}"]
+    return "\n".join(lines)
+
+
+def _fingerprint_row(alert: Alert, incoming: dict) -> AlertFingerprint:
+    return AlertFingerprint(
+        alert=alert,
+        fingerprint=incoming["fingerprint"],
+        status=incoming["status"],
+        labels=incoming.get("labels") or {},
+        annotations=incoming.get("annotations") or {},
+        starts_at=incoming["startsAt"],
+        ends_at=_ends_at(incoming),
+    )
+
+
+def _already_seen(integration, dedup_key: str, firing: list[dict]) -> set[str]:
+    """Fingerprints whose firing (same or later ``startsAt``) an earlier, ended alert of this
+    group already recorded: a late retry or a repeat, not a new problem."""
+    latest = dict(
+        AlertFingerprint.objects.filter(
+            alert__integration=integration,
+            alert__dedup_key=dedup_key,
+            fingerprint__in=[a["fingerprint"] for a in firing],
+        )
+        .values("fingerprint")
+        .annotate(latest=Max("starts_at"))
+        .values_list("fingerprint", "latest")
+    )
+    return {
+        a["fingerprint"]
+        for a in firing
+        if a["fingerprint"] in latest and a["startsAt"] <= latest[a["fingerprint"]]
+    }
+
+
+def alertmanager(
+    integration: Integration, payload: dict, now: datetime, *, sender: str = "Alertmanager"
+) -> Result:
+    """A validated Alertmanager (version 4) or Grafana (version 1) webhook body."""
+    dedup_key = group_dedup_key(payload["groupKey"])
+    incoming = _latest_by_fingerprint(payload["alerts"])
+    # The group's alerts are kept as fingerprint rows; the rest of the delivery as sent.
+    compact = _jsonable({k: v for k, v in payload.items() if k != "alerts"})
+    compact["alerts"] = len(incoming)
+
+    def work() -> Result:
+        alert = _open_alert(integration, dedup_key, now)
+        if alert is None:
+            return _open_group(integration, dedup_key, payload, incoming, compact, now, sender)
+        return _update_group(integration, alert, incoming, compact, now, sender)
+
+    return _serialised(integration, dedup_key, work)
+
+
+def _open_group(integration, dedup_key, payload, incoming, compact, now, sender) -> Result:
+    firing = [a for a in incoming.values() if a["status"] == FIRING]
+    seen = _already_seen(integration, dedup_key, firing)
+    fresh = [a for a in firing if a["fingerprint"] not in seen]
+    if not fresh:
+        if firing:
+            return Result(
+                Action.UNCHANGED,
+                dedup_key,
+                None,
+                "Unchanged: these firings were already received for an earlier incident.",
+            )
+        return Result(
+            Action.MATCHED_NOTHING,
+            dedup_key,
+            None,
+            "Matched nothing: no alert of this group is firing and no incident is open for it.",
+        )
+    common = payload.get("commonLabels") or {}
+    severities = (
+        [common["severity"]]
+        if common.get("severity")
+        else [(a.get("labels") or {}).get("severity", "") for a in fresh]
+    )
+    incident = _declare(
+        integration,
+        title=_group_title(payload, fresh, sender, integration),
+        summary=_group_summary(integration, payload, fresh, sender),
+        severities=severities,
+        detected_at=min(a["startsAt"] for a in fresh),
+        now=now,
+    )
+    alert = Alert.objects.create(
+        integration=integration,
+        dedup_key=dedup_key,
+        incident=incident,
+        summary=incident.title,
+        source=payload.get("externalURL") or sender,
+        severity=common.get("severity", ""),
+        group=", ".join(f"{k}={v}" for k, v in sorted((payload.get("groupLabels") or {}).items())),
+        count=len(fresh),
+        first_seen_at=now,
+        last_seen_at=now,
+        reported_at=now,
+        last_payload=compact,
+    )
+    AlertFingerprint.objects.bulk_create([_fingerprint_row(alert, a) for a in fresh])
+    _timeline(
+        integration,
+        incident,
+        f"{sender}: {len(fresh)} alert{'s' if len(fresh) != 1 else ''} firing: {_listed(fresh)}",
+        now,
+        {
+            "dedup_key": dedup_key,
+            "alert": alert.pk,
+            "firing": [a["fingerprint"] for a in fresh[:MAX_LISTED]],
+            "still_firing": len(fresh),
+        },
+    )
+    return Result(Action.OPENED, dedup_key, incident.public_id, "Alerts processed.")
+
+
+def _update_group(integration, alert: Alert, incoming, compact, now, sender) -> Result:
+    rows = {row.fingerprint: row for row in alert.fingerprints.all()}
+    unknown = [a for f, a in incoming.items() if f not in rows and a["status"] == FIRING]
+    stale = _already_seen(integration, alert.dedup_key, unknown)
+    fired: list[dict] = []
+    resolved: list[dict] = []
+    new_rows: list[AlertFingerprint] = []
+    changed: list[AlertFingerprint] = []
+    for fingerprint, item in incoming.items():
+        row = rows.get(fingerprint)
+        if row is None:
+            # An alert never seen firing that arrives resolved, or a late retry of a firing
+            # an earlier incident of the group recorded, is ignored (so is its repeat).
+            if item["status"] == FIRING and fingerprint not in stale:
+                new_rows.append(_fingerprint_row(alert, item))
+                fired.append(item)
+            continue
+        if item["startsAt"] > row.starts_at:
+            # A new firing of the same alert. Fired and resolved between two deliveries of
+            # an alert already resolved here: nothing to tell, and its repeat stays silent.
+            if item["status"] == FIRING or row.status == FIRING:
+                row.status, row.starts_at, row.ends_at = (
+                    item["status"],
+                    item["startsAt"],
+                    _ends_at(item),
+                )
+                row.labels = item.get("labels") or {}
+                row.annotations = item.get("annotations") or {}
+                changed.append(row)
+                (fired if item["status"] == FIRING else resolved).append(item)
+        elif (
+            item["startsAt"] == row.starts_at
+            and row.status == FIRING
+            and item["status"] == RESOLVED
+        ):
+            row.status, row.ends_at = RESOLVED, _ends_at(item) or now
+            changed.append(row)
+            resolved.append(item)
+        # Anything else is a repeat or a late retry of what is stored: nothing changes.
+    incident = alert.incident
+    if not fired and not resolved:
+        return Result(Action.UNCHANGED, alert.dedup_key, incident.public_id, "Unchanged: a repeat.")
+    AlertFingerprint.objects.bulk_create(new_rows)
+    AlertFingerprint.objects.bulk_update(
+        changed, ["status", "starts_at", "ends_at", "labels", "annotations"]
+    )
+    still = alert.fingerprints.filter(status=FIRING).count()
+    alert.count += len(fired)
+    alert.last_seen_at = now
+    alert.last_payload = compact
+    alert.reported_at = now
+    parts = []
+    if fired:
+        parts.append(f"{len(fired)} firing: {_listed(fired)}")
+    if resolved:
+        parts.append(f"{len(resolved)} resolved: {_listed(resolved)}")
+    total = len(rows) + len(new_rows)
+    body = f"{sender}: {'; '.join(parts)}. {still} of {total} still firing."
+    data = {
+        "dedup_key": alert.dedup_key,
+        "alert": alert.pk,
+        "firing": [a["fingerprint"] for a in fired[:MAX_LISTED]],
+        "resolved": [a["fingerprint"] for a in resolved[:MAX_LISTED]],
+        "still_firing": still,
+    }
+    if still:
+        alert.save()
+        _timeline(integration, incident, body, now, data)
+        return Result(Action.APPENDED, alert.dedup_key, incident.public_id, "Alerts processed.")
+    alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
+    alert.save()
+    _timeline(integration, incident, body, now, data)
+    _resolve_if_last(integration, alert, f"every alert of the {sender} group has resolved", now)
+    return Result(
+        Action.RESOLVED,
+        alert.dedup_key,
+        incident.public_id,
+        "Alerts processed: every alert of the group has resolved.",
+    )
+
+
+# --- Rate limit ----------------------------------------------------------------------------
+
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def over_rate_limit(integration: Integration, now: datetime) -> int | None:
+    """Count one request in the integration's current minute; the seconds until the next
+    minute when it is over its limit, else None.
+
+    A fixed window counted in the database, so every web process shares it: one upsert, its
+    row lock held only for the statement (it runs outside the ingestion transaction).
+    """
+    limit = integration.rate_limit_per_minute
+    if not limit:
+        return None
+    window = now.replace(second=0, microsecond=0)
+    table = connection.ops.quote_name(RateWindow._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (integration_id, window_start, count) VALUES (%s, %s, 1) "
+            f"ON CONFLICT (integration_id, window_start) DO UPDATE SET count = {table}.count + 1 "
+            "RETURNING count",
+            [integration.pk, connection.ops.adapt_datetimefield_value(window)],
+        )
+        (count,) = cursor.fetchone()
+    if count == 1:  # first request of a minute: forget the earlier ones
+        RateWindow.objects.filter(integration=integration, window_start__lt=window).delete()
+    if count <= limit:
+        return None
+    return max(1, math.ceil((window + RATE_WINDOW - now).total_seconds()))
