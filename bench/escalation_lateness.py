@@ -5,6 +5,7 @@ Run from the project root:
     .venv/bin/python bench/escalation_lateness.py                  # 1,000 steps over 60 s
     .venv/bin/python bench/escalation_lateness.py --concurrency 4
     .venv/bin/python bench/escalation_lateness.py --steps 200 --window 20   # a quicker try
+    .venv/bin/python bench/escalation_lateness.py --steps 2000 --notify-concurrency 2
 
 Everything is real except the mail server: a Celery beat and a Celery worker, started as the
 Procfile starts them (``celery -A config worker --queues default,notifications --concurrency N``
@@ -31,6 +32,12 @@ matched to its step by its Message-ID, the notification's ``message_id``, whose 
 the ``now`` of the run_due that fired it) and fired -> received, per 10-second slice of the
 window as well, and whether the aim (p99 <= 1 s, max <= 2 s) is met. The exit status is 1 when
 the aim is missed or a message is missing.
+
+It also prints the CPU (in cores) used by the worker(s), beat, this process and everything
+else on the machine, per slice and over the window, and the worker's task run times from its
+log, so that a miss can be told apart from other load. Options for experiments:
+``--notify-concurrency N`` runs the notifications queue on a second worker of N processes (the
+first then takes only the default queue); ``--cpu-hogs N`` runs N busy loops during the window.
 """
 
 import argparse
@@ -413,8 +420,11 @@ def main() -> int:
     flush_redis()
     empty_incident_tables()
     severity, declarer = prepare_policy()
+    import celery
+
     print(
-        f"Database {name}, Redis {os.environ['REDIS_URL']}, {os.cpu_count()} CPUs; "
+        f"Database {name}, Redis {os.environ['REDIS_URL']}, Celery {celery.__version__}, "
+        f"{os.cpu_count()} CPUs; "
         f"{args.steps} steps due over {args.window:.0f} s, worker concurrency {args.concurrency}"
         + (
             f" (default queue) + {args.notify_concurrency} (notifications)"

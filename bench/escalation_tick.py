@@ -23,7 +23,10 @@ at the end (so do not run this beside bench/escalation_lateness.py, which uses t
    and one email each): queries, wall time, queries per due incident, and the SQL grouped by
    normalized statement. The incidents fired in one round are open and not due in the next.
 
-Times include the Redis round trips of the on-commit wake-up and send dispatch, as in a worker.
+"queries" is CaptureQueriesContext's count (it includes BEGIN, COMMIT and the savepoints);
+"SQL ms" is the time spent in cursor.execute, from an execute wrapper (so without BEGIN and
+COMMIT). Times include the Redis round trips of the on-commit wake-up and send dispatch, as in a
+worker. The exit status is 1 when the none-due query count differs between sizes.
 """
 
 import argparse
@@ -34,6 +37,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -220,33 +224,58 @@ def declare_due(count: int, by, offset: int) -> list:
 # --- measuring --------------------------------------------------------------------------------
 
 
-def run_once():
+@dataclass
+class Run:
+    result: object
+    ms: float  # wall time of run_due()
+    queries: list = field(default_factory=list)  # CaptureQueriesContext's
+    timed: list = field(default_factory=list)  # (sql, seconds) from an execute wrapper
+
+    @property
+    def sql_ms(self) -> float:
+        return sum(seconds for _, seconds in self.timed) * 1000
+
+
+def run_once() -> Run:
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     from escalation.engine import run_due
 
+    timed = []
+
+    def timer(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timed.append((sql, time.perf_counter() - started))
+
     # DEBUG keeps the last 9,000 queries; a full log would make the capture come out empty.
     reset_queries()
-    with CaptureQueriesContext(connection) as captured:
+    with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(timer):
         started = time.perf_counter()
         result = run_due()
         elapsed = (time.perf_counter() - started) * 1000
-    return result, elapsed, list(captured.captured_queries)
+    return Run(result, elapsed, list(captured.captured_queries), timed)
 
 
-def measure_idle(runs: int) -> tuple[int, float, list]:
+def measure_idle(runs: int) -> tuple[int, float, float, Run]:
+    """Query count, median wall ms and median SQL ms of ``runs`` calls, and the last call."""
     run_once()  # warm-up
-    times, counts, queries = [], set(), []
-    for _ in range(runs):
-        result, elapsed, queries = run_once()
-        if result.incidents or result.failed:
-            sys.exit(f"run_due found work where none is due: {result.as_dict()}")
-        times.append(elapsed)
-        counts.add(len(queries))
+    done = [run_once() for _ in range(runs)]
+    for run in done:
+        if run.result.incidents or run.result.failed:
+            sys.exit(f"run_due found work where none is due: {run.result.as_dict()}")
+    counts = sorted({len(run.queries) for run in done})
     if len(counts) != 1:
-        print(f"  (query count varied between runs: {sorted(counts)})")
-    return max(counts), statistics.median(times), queries
+        print(f"  (query count varied between runs: {counts})")
+    return (
+        counts[-1],
+        statistics.median(run.ms for run in done),
+        statistics.median(run.sql_ms for run in done),
+        done[-1],
+    )
 
 
 def normalize(sql: str) -> str:
@@ -257,12 +286,12 @@ def normalize(sql: str) -> str:
     return re.sub(r"\s+", " ", sql)[:160]
 
 
-def grouped(queries: list) -> list[tuple[str, int, float]]:
+def grouped(timed: list) -> list[tuple[str, int, float]]:
     counts, times = Counter(), Counter()
-    for query in queries:
-        key = normalize(query["sql"])
+    for sql, seconds in timed:
+        key = normalize(sql)
         counts[key] += 1
-        times[key] += float(query["time"]) * 1000
+        times[key] += seconds * 1000
     return [(sql, counts[sql], times[sql]) for sql, _ in counts.most_common()]
 
 
@@ -308,14 +337,15 @@ def main() -> int:
     people = prepare_organisation()
     now = timezone.now()
 
-    rows = []  # (label, open, due, queries, ms, note)
+    rows = []  # (label, open, due, queries, ms, sql ms, note)
     idle = {}
     for size in sizes:
         seconds = fill_to(size, now, people["declarer"])
         print(f"Filled to {size:,} open incidents, none due, in {seconds:.1f} s.")
-        queries, ms, captured = measure_idle(args.runs)
-        idle[size] = (queries, ms, captured)
-        rows.append((f"none due, {size:,} open", size, 0, queries, ms, f"median of {args.runs}"))
+        idle[size] = queries, ms, sql_ms, _ = measure_idle(args.runs)
+        rows.append(
+            (f"none due, {size:,} open", size, 0, queries, ms, sql_ms, f"median of {args.runs}")
+        )
     largest = sizes[-1]
     print("\nClaim query plan at the largest size:\n" + explain_claim())
 
@@ -323,58 +353,71 @@ def main() -> int:
     open_now = largest
     for round_no in range(args.rounds):
         declared = declare_due(args.due, people["declarer"], round_no * args.due)
-        result, ms, captured = run_once()
+        run = run_once()
         fired_steps = FiredStep.objects.filter(incident__in=declared).count()
         emails = Notification.objects.filter(incident__in=declared, channel="email").count()
-        if result.fired != args.due or fired_steps != args.due or result.failed:
-            print(f"  round {round_no + 1}: expected {args.due} firings, got {result.as_dict()}")
+        if run.result.fired != args.due or fired_steps != args.due or run.result.failed:
+            print(
+                f"  round {round_no + 1}: expected {args.due} firings, got {run.result.as_dict()}"
+            )
         open_now += args.due
-        due_runs.append((len(captured), ms, captured))
+        due_runs.append(run)
         rows.append(
             (
                 f"{args.due} due, round {round_no + 1}",
                 open_now,
                 args.due,
-                len(captured),
-                ms,
-                f"fired {result.fired}, {emails} emails",
+                len(run.queries),
+                run.ms,
+                run.sql_ms,
+                f"fired {run.result.fired}, {emails} emails",
             )
         )
-    after_q, after_ms, _ = measure_idle(args.runs)
+    after_q, after_ms, after_sql, _ = measure_idle(args.runs)
     rows.append(
-        (f"none due again, {open_now:,} open", open_now, 0, after_q, after_ms, "after the rounds")
+        (
+            f"none due again, {open_now:,} open",
+            open_now,
+            0,
+            after_q,
+            after_ms,
+            after_sql,
+            "after the rounds",
+        )
     )
 
-    print("\n| run_due() | open | due | queries | ms | note |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for label, open_count, due, queries, ms, note in rows:
-        print(f"| {label} | {open_count:,} | {due} | {queries} | {ms:.1f} | {note} |")
+    print("\n| run_due() | open | due | queries | ms | SQL ms | note |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for label, open_count, due, queries, ms, sql_ms, note in rows:
+        print(
+            f"| {label} | {open_count:,} | {due} | {queries} | {ms:.1f} | {sql_ms:.1f} | {note} |"
+        )
 
     idle_counts = {size: idle[size][0] for size in sizes}
     flat = len(set(idle_counts.values())) == 1
-    due_queries = statistics.median(q for q, _, _ in due_runs)
-    due_ms = statistics.median(ms for _, ms, _ in due_runs)
+    due_queries = statistics.median(len(run.queries) for run in due_runs)
+    due_ms = statistics.median(run.ms for run in due_runs)
+    due_sql = statistics.median(run.sql_ms for run in due_runs)
     per_incident_q = (due_queries - idle[largest][0]) / args.due
-    per_incident_ms = due_ms / args.due
     print(
         f"\nnone due: queries {'/'.join(str(idle_counts[s]) for s in sizes)} at "
         f"{'/'.join(f'{s:,}' for s in sizes)} open (flat: {'yes' if flat else 'NO'}), "
         f"ms {'/'.join(f'{idle[s][1]:.2f}' for s in sizes)}; "
-        f"{args.due} due: {due_queries:.0f} queries, {due_ms:.0f} ms (median of "
-        f"{args.rounds}), {per_incident_q:.1f} queries and {per_incident_ms:.1f} ms "
-        "per due incident"
+        f"{args.due} due: {due_queries:.0f} queries, {due_ms:.0f} ms of which SQL "
+        f"{due_sql:.0f} ms (median of {args.rounds}), {per_incident_q:.1f} queries and "
+        f"{due_ms / args.due:.1f} ms per due incident"
     )
 
-    _, _, captured = due_runs[len(due_runs) // 2]
-    print(f"\nSQL of one {args.due}-due run, grouped by normalized statement:")
+    run = sorted(due_runs, key=lambda r: r.ms)[len(due_runs) // 2]
+    print(f"\nSQL of the median {args.due}-due run, grouped by normalized statement:")
     print("| count | ms | statement |")
     print("| ---: | ---: | --- |")
-    for sql, count, total in grouped(captured):
-        print(f"| {count} | {total:.0f} | `{sql}` |")
+    for sql, count, total in grouped(run.timed):
+        print(f"| {count} | {total:.1f} | `{sql}` |")
     if not flat:
         print(f"\nSQL of the none-due run at {largest:,} open:")
-        for sql, count, total in grouped(idle[largest][2]):
-            print(f"| {count} | {total:.0f} | `{sql}` |")
+        for sql, count, total in grouped(idle[largest][3].timed):
+            print(f"| {count} | {total:.1f} | `{sql}` |")
 
     connection.close()
     flush_redis()

@@ -5,9 +5,15 @@ Every error is JSON: ``{"detail": "<one sentence>", "errors": {"<field>": ["<mes
 and friends) is a 400 naming its field; nothing a client sends becomes a 500.
 """
 
+from datetime import UTC
+
+import django_filters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -19,6 +25,42 @@ class DomainError(exceptions.APIException):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error shape, for the OpenAPI schema (``exception_handler`` builds it)."""
+
+    detail = serializers.CharField(help_text="One sentence saying what is wrong.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per field (`title`, `payload.summary`, `items[0].name`), when fields "
+        "are at fault.",
+    )
+
+    class Meta:
+        ref_name = "Error"
+
+
+class UtcDateTimeFormField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 filter value, converted to UTC before it reaches the database: PostgreSQL
+    refuses an offset beyond 15:59 (a DataError, so a 500), and near year 1 or 9999 an offset
+    can carry the instant outside what a datetime holds."""
+
+    def to_python(self, value):
+        instant = super().to_python(value)
+        if instant is None:
+            return None
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:
+            raise DjangoValidationError(
+                "Give an instant between years 1 and 9999.", code="invalid"
+            ) from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeFormField
 
 
 def _flatten(detail) -> dict[str, list[str]]:
@@ -70,9 +112,38 @@ def exception_handler(exc, context):
     return Response(body, status=response.status_code, headers=dict(response.items()))
 
 
+@csrf_exempt  # it changes nothing; the CSRF check would answer a POST with an HTML 403
+def not_found(request, rest: str = ""):
+    """Any other path under /api/v1/: the API's JSON 404, not Django's HTML page (a path
+    parameter the router's pattern refuses, like ``/rotations/1.5/``, lands here too).
+
+    A GET without its trailing slash is redirected, as ``APPEND_SLASH`` did before this route
+    matched everything; other methods are told, since a redirect would lose their body.
+    """
+    if not request.path_info.endswith("/"):
+        try:
+            match = resolve(request.path_info + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "not-found":
+            if request.method in ("GET", "HEAD"):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            return JsonResponse(
+                {"detail": f"Not found: API paths end with a slash ({request.path}/)."},
+                status=status.HTTP_404_NOT_FOUND,
+            )
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+
+
+def api_not_found(request, *args, **kwargs):
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
 def v1_urls():
     """The /api/v1/ routes of every app (imported lazily: apps import this module's handler)."""
-    from django.urls import path
+    from django.urls import path, re_path
     from rest_framework.routers import DefaultRouter
 
     from escalation.api import (
@@ -101,4 +172,6 @@ def v1_urls():
             name="alertmanager-webhook",
         ),
         path("integrations/<str:key>/grafana/", GrafanaView.as_view(), name="grafana-webhook"),
+        # Last: whatever matched nothing above.
+        re_path(r"^(?P<rest>[\s\S]*)$", not_found, name="not-found"),  # even a newline
     ]

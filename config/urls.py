@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.api import v1_urls
+from config.api import api_not_found, v1_urls
 from escalation.link_views import acknowledge_handoff, acknowledge_incident
 from escalation.views import person_calendar, rotation_calendar
 from incidents.metrics_views import metrics_export, metrics_view
@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/v1/", include((v1_urls(), "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Anything else under /api/ is a JSON 404, like every other API error.
+    re_path(r"^api/", api_not_found),
     path("calendar/rotation/<str:token>.ics", rotation_calendar, name="rotation-calendar"),
     path("calendar/person/<str:token>.ics", person_calendar, name="person-calendar"),
     path("handoff/acknowledge/<str:token>/", acknowledge_handoff, name="handoff-acknowledge"),

@@ -96,6 +96,16 @@ class InstantField(serializers.DateTimeField):
         return instant
 
 
+class Username(PersonField):
+    """A user by username. A NUL byte is refused before the lookup: PostgreSQL cannot even
+    compare one (a DataError, so a 500)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PersonSerializer(serializers.Serializer):
     username = serializers.CharField()
     name = serializers.SerializerMethodField()
@@ -163,7 +173,7 @@ class RangeQuerySerializer(serializers.Serializer):
 class RotationSerializer(serializers.ModelSerializer):
     """A rotation's settings. Writes are checked by ``Rotation.full_clean()``, as in the admin."""
 
-    owner = PersonField(required=False, allow_null=True, help_text="Username, or null.")
+    owner = Username(required=False, allow_null=True, help_text="Username, or null.")
     backup = serializers.PrimaryKeyRelatedField(
         queryset=Rotation.objects.all(),
         required=False,
@@ -261,7 +271,7 @@ class RosterSerializer(serializers.Serializer):
 
 
 class RosterChangeSerializer(serializers.Serializer):
-    members = PersonField(many=True, help_text="Usernames in order of turn; [] empties the roster.")
+    members = Username(many=True, help_text="Usernames in order of turn; [] empties the roster.")
     effective_at = InstantField(
         required=False,
         allow_null=True,
@@ -303,7 +313,7 @@ class OverrideCreateSerializer(serializers.Serializer):
     rotation = serializers.PrimaryKeyRelatedField(
         queryset=Rotation.objects.all(), help_text="Id of the rotation."
     )
-    user = PersonField(help_text="Username of who covers.")
+    user = Username(help_text="Username of who covers.")
     starts_at = InstantField()
     ends_at = InstantField()
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
@@ -580,9 +590,12 @@ class RotationViewSet(
         return Response(RosterSerializer(self._roster(rotation)).data)
 
     def _roster(self, rotation: Rotation) -> dict:
+        # Read afresh, not from get_object()'s prefetch: a PUT has just changed them.
         rows = list(
-            rotation.members.select_related("user").order_by("position", "pk")
-        )  # fresh: a PUT just changed them
+            RotationMember.objects.filter(rotation=rotation)
+            .select_related("user")
+            .order_by("position", "pk")
+        )
         now = timezone.now()
         latest = [m for m in rows if m.until is None]
         since = [m.since for m in latest if m.since is not None]

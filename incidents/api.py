@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from config.api import ErrorSerializer, UtcDateTimeFilter
 from ops.people import display_name
 
 from . import reviews, services
@@ -28,10 +29,12 @@ from .models import (
 )
 
 ERRORS = {
-    400: OpenApiResponse(description="Invalid input or refused by the incident's rules"),
-    401: OpenApiResponse(description="Missing or unknown API key"),
-    403: OpenApiResponse(description="The key's user may not do this"),
-    404: OpenApiResponse(description="No such incident (or one you may not see)"),
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input or refused by the rules"),
+    401: OpenApiResponse(ErrorSerializer, description="Missing or unknown API key"),
+    403: OpenApiResponse(ErrorSerializer, description="The key's user may not do this"),
+    404: OpenApiResponse(
+        ErrorSerializer, description="No such incident (or one you may not see), or page"
+    ),
 }
 
 
@@ -79,7 +82,7 @@ class RoleSerializer(serializers.ModelSerializer):
 class IncidentSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
     severity = serializers.CharField(source="severity.code")
-    incident_type = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    incident_type = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     services = serializers.SlugRelatedField(
         source="affected_services", slug_field="name", many=True, read_only=True
     )
@@ -275,8 +278,8 @@ class IncidentFilter(django_filters.FilterSet):
     data_loss = django_filters.BooleanFilter(field_name="is_data_loss")
     type = django_filters.CharFilter(field_name="incident_type__slug")
     service = django_filters.CharFilter(field_name="affected_services__name")
-    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
-    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
+    declared_after = UtcDateTimeFilter(field_name="declared_at", lookup_expr="gte")
+    declared_before = UtcDateTimeFilter(field_name="declared_at", lookup_expr="lt")
 
     class Meta:
         model = Incident
@@ -471,7 +474,8 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         summary="The timeline, newest first",
         responses={200: TimelineEntrySerializer(many=True), **ERRORS},
     )
-    @action(detail=True, methods=["get"])
+    # The list filters are about incidents, not this incident's entries (nor its checklist).
+    @action(detail=True, methods=["get"], filter_backends=[])
     def timeline(self, request, public_id=None):
         entries = self.get_object().timeline.select_related("author").order_by("-at", "-pk")
         page = self.paginate_queryset(entries)
@@ -488,7 +492,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         request=ChecklistTickSerializer,
         responses={200: ChecklistItemSerializer, **ERRORS},
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def checklist(self, request, public_id=None):
         incident = self.get_object()
         if request.method == "GET":

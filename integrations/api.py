@@ -8,12 +8,14 @@ Bearer``), not by a user's API key: monitoring systems act as their integration.
 
 import json
 import math
+import re
 
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
+    PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
 )
@@ -30,6 +32,7 @@ from .models import Integration
 MAX_BODY_BYTES = 512 * 1024  # the Events API v2 limit, for every receiver
 MAX_DEPTH = 32  # JSON nesting; deeper is refused before anything is stored
 AUTH_CHALLENGE = 'Bearer realm="integrations"'
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 SEVERITIES = ["critical", "error", "warning", "info"]
 
 
@@ -68,9 +71,10 @@ def _reject(value) -> None:
     raise exceptions.ParseError(f"The body is not valid JSON: {value} is not a number JSON allows.")
 
 
-def _check_values(value, path: str = "", depth: int = 0) -> None:
-    """What PostgreSQL would refuse to store (a NUL, a lone surrogate, a non-finite number)
-    or nesting too deep to be an alert: a 400 naming where, never a 500."""
+def _clean(value, path: str = "", depth: int = 0):
+    """What PostgreSQL cannot store, made storable or refused, never a 500: a NUL or a lone
+    surrogate in text becomes U+FFFD (valid JSON; an alert is not lost over one odd
+    character); a non-finite number, or nesting too deep to be an alert, is a 400 naming where."""
 
     def refuse(message: str):
         raise serializers.ValidationError({path or "body": [message]})
@@ -78,21 +82,17 @@ def _check_values(value, path: str = "", depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         refuse(f"Nested deeper than {MAX_DEPTH} levels.")
     if isinstance(value, str):
-        if "\x00" in value:
-            refuse("Null characters are not allowed.")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            refuse("Not valid Unicode text (a lone surrogate).")
-    elif isinstance(value, float) and not math.isfinite(value):
+        return UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, float) and not math.isfinite(value):
         refuse("Numbers must be finite.")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_values(key, path, depth + 1)
-            _check_values(item, f"{path}.{key}" if path else key, depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_values(item, f"{path or 'body'}[{index}]", depth + 1)
+    if isinstance(value, dict):
+        return {
+            _clean(key, path, depth + 1): _clean(item, f"{path}.{key}" if path else key, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_clean(item, f"{path or 'body'}[{i}]", depth + 1) for i, item in enumerate(value)]
+    return value
 
 
 def read_json(request):
@@ -110,8 +110,7 @@ def read_json(request):
         ) from None
     except (ValueError, RecursionError) as exc:  # not UTF-8, an integer too long, too deep
         raise exceptions.ParseError(f"The body is not valid JSON: {exc}.") from None
-    _check_values(data)
-    return data
+    return _clean(data)
 
 
 class SafeDateTimeField(serializers.DateTimeField):
@@ -124,10 +123,35 @@ class SafeDateTimeField(serializers.DateTimeField):
             self.fail("invalid", format="ISO 8601 (e.g. 2026-01-31T12:00:00Z)")
 
 
+# Strict types: a number where the schema says text is a 400 naming the field (DRF would
+# quietly turn 5 into "5"), as the original API refuses wrong types.
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_field(
     {"type": "string", "pattern": "^(firing|resolved)$", "description": "firing or resolved"}
 )
-class AlertStatusField(serializers.ChoiceField):
+class AlertStatusField(StrictChoiceField):
     """Described by a pattern, not an enum: Alertmanager's and Grafana's four components share
     this field name, and the schema's enum naming would warn about the collision."""
 
@@ -135,13 +159,19 @@ class AlertStatusField(serializers.ChoiceField):
         super().__init__(["firing", "resolved"], **kwargs)
 
 
+def _required_text(**kwargs):
+    """At least one character, taken as sent: trimming would refuse "  " although the schema
+    (minLength 1) allows it."""
+    return StrictCharField(min_length=1, trim_whitespace=False, **kwargs)
+
+
 def _text(**kwargs):
-    return serializers.CharField(required=False, allow_blank=True, **kwargs)
+    return StrictCharField(required=False, allow_blank=True, **kwargs)
 
 
 def _string_map(help_text: str):
     return serializers.DictField(
-        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        child=StrictCharField(allow_blank=True, trim_whitespace=False),
         required=False,
         default=dict,
         help_text=help_text,
@@ -152,9 +182,9 @@ def _string_map(help_text: str):
 
 
 class EventsV2PayloadSerializer(serializers.Serializer):
-    summary = serializers.CharField(max_length=1024, help_text="The incident's title (200 shown).")
-    source = serializers.CharField(help_text="Where the problem is: a host, a service, a URL.")
-    severity = serializers.ChoiceField(
+    summary = _required_text(max_length=1024, help_text="The incident's title (200 shown).")
+    source = _required_text(help_text="Where the problem is: a host, a service, a URL.")
+    severity = StrictChoiceField(
         SEVERITIES, help_text="Mapped to a portal severity by the integration's severity map."
     )
     timestamp = SafeDateTimeField(required=False, allow_null=True)
@@ -170,35 +200,44 @@ class EventsV2PayloadSerializer(serializers.Serializer):
 
 
 class EventsV2LinkSerializer(serializers.Serializer):
-    href = serializers.CharField()
+    href = _required_text()
     text = _text()
 
 
 class EventsV2ImageSerializer(serializers.Serializer):
-    src = serializers.CharField()
+    src = _required_text()
     href = _text()
     alt = _text()
 
 
-class EventsV2EventSerializer(serializers.Serializer):
-    routing_key = serializers.CharField(
+class EventsV2CommonSerializer(serializers.Serializer):
+    routing_key = _required_text(
         max_length=64, help_text="The key of an Events API integration, from the admin."
-    )
-    event_action = serializers.ChoiceField(["trigger", "acknowledge", "resolve"])
-    dedup_key = serializers.CharField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        allow_null=True,
-        help_text="Required to acknowledge or resolve. A trigger without one gets one, returned.",
-    )
-    payload = EventsV2PayloadSerializer(
-        required=False, help_text="Required for a trigger; ignored otherwise."
     )
     client = _text()
     client_url = _text()
     links = EventsV2LinkSerializer(many=True, required=False)
     images = EventsV2ImageSerializer(many=True, required=False)
+
+
+def _optional_dedup_key(help_text: str):
+    return StrictCharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        help_text=help_text,
+    )
+
+
+class EventsV2EventSerializer(EventsV2CommonSerializer):
+    """Validates every event in one pass (so a 400 names every fault); the schema describes
+    the three actions separately (below)."""
+
+    event_action = StrictChoiceField(["trigger", "acknowledge", "resolve"])
+    dedup_key = _optional_dedup_key("Required to acknowledge or resolve.")
+    payload = EventsV2PayloadSerializer(required=False)
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and data.get("event_action") in ("acknowledge", "resolve"):
@@ -210,11 +249,41 @@ class EventsV2EventSerializer(serializers.Serializer):
         if attrs["event_action"] == "trigger":
             if "payload" not in attrs:
                 raise serializers.ValidationError({"payload": ["A trigger needs a payload."]})
-        elif not (attrs.get("dedup_key") or "").strip():
+        elif not attrs.get("dedup_key"):
             raise serializers.ValidationError(
                 {"dedup_key": [f"Needed to {attrs['event_action']}: the key of the alert."]}
             )
         return attrs
+
+
+class EventsV2TriggerSerializer(EventsV2CommonSerializer):
+    event_action = StrictChoiceField(["trigger"])
+    dedup_key = _optional_dedup_key(
+        "The alert's key: a trigger for the key of an open alert adds to its incident. "
+        "Without one, a key is generated and returned."
+    )
+    payload = EventsV2PayloadSerializer()
+
+
+class EventsV2AcknowledgeSerializer(EventsV2CommonSerializer):
+    event_action = StrictChoiceField(["acknowledge"])
+    dedup_key = _required_text(max_length=255, help_text="The key of the alert to acknowledge.")
+
+
+class EventsV2ResolveSerializer(EventsV2CommonSerializer):
+    event_action = StrictChoiceField(["resolve"])
+    dedup_key = _required_text(max_length=255, help_text="The key of the alert to resolve.")
+
+
+EVENT_REQUEST = PolymorphicProxySerializer(
+    component_name="EventsV2Event",
+    serializers={
+        "trigger": EventsV2TriggerSerializer,
+        "acknowledge": EventsV2AcknowledgeSerializer,
+        "resolve": EventsV2ResolveSerializer,
+    },
+    resource_type_field_name="event_action",
+)
 
 
 # --- Serializers: Alertmanager and Grafana ----------------------------------------------------
@@ -227,15 +296,25 @@ class AlertmanagerAlertSerializer(serializers.Serializer):
     startsAt = SafeDateTimeField()  # noqa: N815 - the sender's field names
     endsAt = SafeDateTimeField(required=False, allow_null=True)  # noqa: N815
     generatorURL = _text()  # noqa: N815
-    fingerprint = serializers.CharField(
+    fingerprint = _required_text(
         max_length=255, help_text="Identifies the alert within its group (never its summary)."
     )
 
 
+def _version(expected: str, sender: str, hint: str):
+    return StrictChoiceField(
+        [expected],
+        error_messages={
+            "invalid_choice": f"This receiver reads {sender}'s webhook version {expected}, "
+            f'not "{{input}}". {hint}'
+        },
+    )
+
+
 class AlertmanagerWebhookSerializer(serializers.Serializer):
-    version = serializers.CharField(help_text='"4"')
-    groupKey = serializers.CharField(help_text="The group: one incident per open group.")  # noqa: N815
-    truncatedAlerts = serializers.IntegerField(  # noqa: N815
+    version = _version("4", "Alertmanager", "Grafana's (version 1) goes to .../grafana/.")
+    groupKey = _required_text(help_text="The group: one incident per open group.")  # noqa: N815
+    truncatedAlerts = StrictIntegerField(  # noqa: N815
         required=False, default=0, min_value=0, max_value=2_147_483_647
     )
     status = AlertStatusField(required=False)
@@ -245,18 +324,6 @@ class AlertmanagerWebhookSerializer(serializers.Serializer):
     commonAnnotations = _string_map("`summary` here is the incident's title.")  # noqa: N815
     externalURL = _text()  # noqa: N815
     alerts = AlertmanagerAlertSerializer(many=True)
-
-    expected_version = "4"
-    sender = "Alertmanager"
-    hint = "Grafana's (version 1) goes to .../grafana/."
-
-    def validate_version(self, value):
-        if value != self.expected_version:
-            raise serializers.ValidationError(
-                f"This receiver reads {self.sender}'s webhook version {self.expected_version}, "
-                f"not {value!r}. {self.hint}"
-            )
-        return value
 
 
 class GrafanaAlertSerializer(AlertmanagerAlertSerializer):
@@ -269,15 +336,12 @@ class GrafanaAlertSerializer(AlertmanagerAlertSerializer):
 
 
 class GrafanaWebhookSerializer(AlertmanagerWebhookSerializer):
-    orgId = serializers.IntegerField(required=False, allow_null=True)  # noqa: N815
+    version = _version("1", "Grafana", "Alertmanager's (version 4) goes to .../alertmanager/.")
+    orgId = StrictIntegerField(required=False, allow_null=True)  # noqa: N815
     title = _text()
     state = _text()
     message = _text()
     alerts = GrafanaAlertSerializer(many=True)
-
-    expected_version = "1"
-    sender = "Grafana"
-    hint = "Alertmanager's (version 4) goes to .../alertmanager/."
 
 
 # --- Serializers: answers -----------------------------------------------------------------------
@@ -312,7 +376,7 @@ class IngestErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
-        help_text="Messages per field (`payload.summary`, `alerts[0].fingerprint` ...).",
+        help_text="Messages per field (`payload.summary`, `alerts.0.fingerprint` ...).",
     )
 
 
@@ -368,10 +432,14 @@ class IngestView(APIView):
     def integration(self, key: str, unknown) -> Integration:
         """The active integration of this endpoint's kind with the key; ``unknown`` builds
         the refusal (a 401 or a 404, as the key came)."""
+        # A key longer than any key, or with a NUL PostgreSQL cannot compare, is just unknown.
+        plausible = len(key) <= Integration._meta.get_field("key").max_length and "\x00" not in key
         integration = (
             Integration.objects.select_related("acts_as", "default_service", "default_type")
             .filter(key=key)
             .first()
+            if plausible
+            else None
         )
         if integration is None:
             raise unknown("No integration has this key.")
@@ -433,7 +501,7 @@ class EventsView(IngestView):
         description="trigger opens an incident, or adds to the open incident of the same "
         "dedup_key; acknowledge and resolve act on it. Body at most 512 KB; `summary` at most "
         "1,024 characters, `dedup_key` 255. See docs/integrations.md.",
-        request=EventsV2EventSerializer,
+        request=EVENT_REQUEST,
         responses={
             202: ACCEPTED,
             400: _error("Malformed JSON or invalid fields (a message per field)"),
@@ -450,17 +518,17 @@ class EventsView(IngestView):
         body = read_json(request)
         serializer = EventsV2EventSerializer(data=body)
         key = body.get("routing_key") if isinstance(body, dict) else None
-        if not isinstance(key, str) or not key.strip():
+        if not isinstance(key, str) or not key:
             serializer.is_valid(raise_exception=True)  # reports routing_key with the rest
             raise serializers.ValidationError({"routing_key": ["Not a valid string."]})
         # The key before the rest of the body: an unknown sender learns nothing more, and a
         # storm is limited before it is validated.
-        integration = self.integration(key.strip(), _field_401("routing_key"))
+        integration = self.integration(key, _field_401("routing_key"))
         self.limit(integration, now)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         action = data["event_action"]
-        dedup_key = (data.get("dedup_key") or "").strip()
+        dedup_key = data.get("dedup_key") or ""
         if action == "trigger":
             return self.run(ingest.trigger, integration, dedup_key or None, data, now)
         call = ingest.acknowledge if action == "acknowledge" else ingest.resolve
@@ -485,6 +553,7 @@ class WebhookView(IngestView):
         integration = self.integration(header[1], exceptions.AuthenticationFailed)
         if (
             path_key != integration.key
+            and "\x00" not in path_key
             and Integration.objects.filter(key=path_key).exclude(pk=integration.pk).exists()
         ):
             raise exceptions.AuthenticationFailed(

@@ -83,7 +83,7 @@ class IngestUnavailable(Exception):
 
 
 def _lock(integration: Integration, dedup_key: str) -> None:
-    if connection.vendor == "postgresql" and False:
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -100,7 +100,7 @@ def _serialised(integration: Integration, dedup_key: str, work: Callable[[], Res
         except IntegrityError:
             # Only when the lock was bypassed (another writer without it): the winner's open
             # row is committed now, and the second attempt appends to it.
-            if attempt == 2 or True:
+            if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
@@ -549,7 +549,7 @@ def _open_group(integration, dedup_key, payload, incoming, compact, now, sender)
         incident=incident,
         summary=incident.title,
         source=payload.get("externalURL") or sender,
-        severity=common.get("severity", ""),
+        severity=common.get("severity", "")[: Alert._meta.get_field("severity").max_length],
         group=", ".join(f"{k}={v}" for k, v in sorted((payload.get("groupLabels") or {}).items())),
         count=len(fresh),
         first_seen_at=now,

@@ -3,6 +3,7 @@
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -76,9 +77,27 @@ class Integration(models.Model):
         return self.name
 
     def severity_code(self, alert_severity: str) -> str:
-        return (self.severity_map or DEFAULT_SEVERITY_MAP).get(
+        mapping = self.severity_map if isinstance(self.severity_map, dict) else {}
+        return (mapping or DEFAULT_SEVERITY_MAP).get(
             alert_severity, DEFAULT_SEVERITY_MAP.get(alert_severity, "P2")
         )
+
+    def clean(self) -> None:
+        from incidents.models import SeverityLevel
+
+        mapping = self.severity_map
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise ValidationError(
+                {"severity_map": 'An object of alert severity to code, e.g. {"critical": "P0"}.'}
+            )
+        active = set(SeverityLevel.objects.filter(is_active=True).values_list("code", flat=True))
+        unknown = sorted(set(mapping.values()) - active)
+        if unknown:
+            raise ValidationError(
+                {"severity_map": f"Not an active severity level: {', '.join(unknown)}."}
+            )
 
 
 class Alert(models.Model):
@@ -184,3 +203,6 @@ class RateWindow(models.Model):
                 fields=["integration", "window_start"], name="rate_window_once_per_minute"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.integration_id} {self.window_start:%H:%M}: {self.count}"

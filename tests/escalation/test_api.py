@@ -243,6 +243,8 @@ def test_a_roster_change_can_be_scheduled_but_never_rewrite_the_past(admin, prim
     assert unknown.status_code == 400 and "nobody" in unknown.json()["errors"]["members"][0]
     not_a_list = admin.put(url, {"members": "bea"}, format="json")
     assert not_a_list.status_code == 400 and "members" in not_a_list.json()["errors"]
+    nul = admin.put(url, {"members": ["b\x00ea"]}, format="json")
+    assert nul.status_code == 400 and "members" in nul.json()["errors"]
     # Refused changes changed nothing.
     assert viewer.get(url).json() == roster
 
@@ -338,6 +340,8 @@ def test_an_admin_creates_and_changes_a_rotation_with_the_models_rules(admin, pe
         response = admin.patch(url, data, format="json")
         assert response.status_code == 400, (field, response.json())
         assert field in response.json()["errors"], (field, response.json())
+    nul = admin.patch(url, {"owner": "b\x00ea"}, format="json")
+    assert nul.status_code == 400 and "owner" in nul.json()["errors"]
     assert Rotation.objects.get(pk=body["id"]).timezone == "Europe/London"
     # No PUT of the whole rotation: a field left out would silently reset.
     assert admin.put(url, {"name": "X"}, format="json").status_code == 405
@@ -430,6 +434,7 @@ def test_overrides_are_listed_by_rotation_person_and_time_range(viewer, primary,
     ("change", "field"),
     [
         ({"user": "nobody"}, "user"),
+        ({"user": "b\x00ea"}, "user"),  # PostgreSQL cannot compare a NUL byte
         ({"ends_at": "2026-03-12T07:00:00Z"}, "ends_at"),  # before it starts
         ({"ends_at": "2026-03-12T08:00:00Z"}, "ends_at"),  # a span of nothing
         ({"starts_at": "12/03/2026"}, "starts_at"),

@@ -168,3 +168,10 @@ def test_severity_levels_and_the_schema_are_served(responder):
     assert schema.status_code == 200
     assert "/api/v1/incidents/{public_id}/acknowledge/" in schema.json()["paths"]
     incident_type("complete-outage")
+
+
+def test_an_unknown_api_path_is_a_json_404(responder):
+    for path in ("/api/v1/incidents/not-an-id/", "/api/v1/nothing/", "/api/v2/"):
+        response = responder.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "Not found."}
