@@ -52,6 +52,9 @@ class Notification(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField(help_text="When the next attempt is due.")
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a send task was last queued for it."
+    )
     lease_until = models.DateTimeField(
         null=True, blank=True, help_text="A sender holds it until then."
     )

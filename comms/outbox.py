@@ -83,6 +83,7 @@ def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notif
                 message_id=message_id(uid),
                 created_at=now,
                 next_attempt_at=now,
+                dispatched_at=now,  # dispatched when this transaction commits
             )
         )
     if not rows:
@@ -158,6 +159,8 @@ def deliver(pk: int, *, now: datetime | None = None) -> str:
             return _record(row, Notification.State.FAILED, error=error)
         wait = backoff(row.attempts)
         state = _record(row, Notification.State.PENDING, error=error, retry_in=wait)
+        # Its retry task is queued now, due after the wait: the sweep leaves it that long.
+        Notification.objects.filter(pk=row.pk).update(dispatched_at=timezone.now() + wait)
         dispatch([row.pk], countdown=wait.total_seconds())
         return state
     return _record(row, Notification.State.SENT)
@@ -184,16 +187,24 @@ def _record(
 
 
 def sweep(now: datetime | None = None, *, grace: timedelta | None = None) -> int:
-    """Re-dispatch rows nobody is sending: pending past their time, or with an expired lease."""
+    """Re-dispatch rows nobody is sending: pending past their time, or with an expired lease.
+
+    A row whose send task was queued less than ``grace`` ago is left alone: during a backlog its
+    task is still waiting in the queue, and queueing it again would only lengthen the queue.
+    """
     now = now or timezone.now()
     grace = settings.OUTBOX_SWEEP_GRACE if grace is None else grace
+    stale = now - grace
     ids = list(
-        Notification.objects.filter(claimable(now - grace))
+        Notification.objects.filter(claimable(stale))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:1000]
     )
-    if ids:
-        log.info("sweep: re-dispatching %d unsent notifications", len(ids))
+    if not ids:
+        return 0
+    log.info("sweep: re-dispatching %d unsent notifications", len(ids))
+    Notification.objects.filter(pk__in=ids).update(dispatched_at=now)
     return dispatch(ids)
 
 
@@ -205,6 +216,7 @@ def retry_now(pk: int) -> bool:
         max_attempts=F("attempts") + 1,
     )
     if updated:
+        Notification.objects.filter(pk=pk).update(dispatched_at=timezone.now())
         transaction.on_commit(lambda: dispatch([pk]))
     return bool(updated)
 

@@ -113,9 +113,9 @@ def exception_handler(exc, context):
 
 
 @csrf_exempt  # it changes nothing; the CSRF check would answer a POST with an HTML 403
-def not_found(request, rest: str = ""):
-    """Any other path under /api/v1/: the API's JSON 404, not Django's HTML page (a path
-    parameter the router's pattern refuses, like ``/rotations/1.5/``, lands here too).
+def api_not_found(request, *args, **kwargs):
+    """Any other path under /api/ (config/urls.py): the API's JSON 404, not Django's HTML page.
+    A path parameter the router's pattern refuses, like ``/rotations/1.5/``, lands here too.
 
     A GET without its trailing slash is redirected, as ``APPEND_SLASH`` did before this route
     matched everything; other methods are told, since a redirect would lose their body.
@@ -125,7 +125,7 @@ def not_found(request, rest: str = ""):
             match = resolve(request.path_info + "/")
         except Resolver404:
             match = None
-        if match is not None and match.url_name != "not-found":
+        if match is not None and match.func is not api_not_found:
             if request.method in ("GET", "HEAD"):
                 return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
             return JsonResponse(
@@ -135,15 +135,9 @@ def not_found(request, rest: str = ""):
     return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
-def api_not_found(request, *args, **kwargs):
-    from django.http import JsonResponse
-
-    return JsonResponse({"detail": "Not found."}, status=404)
-
-
 def v1_urls():
     """The /api/v1/ routes of every app (imported lazily: apps import this module's handler)."""
-    from django.urls import path, re_path
+    from django.urls import path
     from rest_framework.routers import DefaultRouter
 
     from escalation.api import (
@@ -172,6 +166,4 @@ def v1_urls():
             name="alertmanager-webhook",
         ),
         path("integrations/<str:key>/grafana/", GrafanaView.as_view(), name="grafana-webhook"),
-        # Last: whatever matched nothing above.
-        re_path(r"^(?P<rest>[\s\S]*)$", not_found, name="not-found"),  # even a newline
     ]

@@ -186,3 +186,37 @@ def smtp_server(settings) -> Iterator[SMTPServer]:
         yield server
     finally:
         controller.stop()
+
+
+# The data migrations' rows (groups and their permissions, org roles, checklist defaults). A
+# transactional test (live server, real worker) flushes every table when it ends, and Django's
+# serialized_rollback cannot put them back once a flush has recreated the content types, so the
+# tests that need them after a flush re-run the migrations' own functions.
+DATA_MIGRATIONS = (
+    ("incidents.migrations.0002_timeline_append_only_and_groups", "grant_groups"),
+    ("incidents.migrations.0006_review_permissions", "forwards"),
+    ("escalation.migrations.0002_default_org_roles_and_groups", "forwards"),
+    ("escalation.migrations.0004_handoff_checklist_defaults", "forwards"),
+    ("escalation.migrations.0005_on_call_engineer_role", "forwards"),
+    ("escalation.migrations.0007_escalation_permissions", "forwards"),
+    ("comms.migrations.0002_permissions", "forwards"),
+    ("integrations.migrations.0002_permissions", "forwards"),
+    ("integrations.migrations.0004_alert_permissions", "forwards"),
+)
+
+
+def restore_migration_data() -> None:
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    apps = MigrationExecutor(connection).loader.project_state().apps
+    for module, function in DATA_MIGRATIONS:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.fixture
+def migration_data(transactional_db) -> None:
+    """The migrations' data, for a transactional test that may run after a flush."""
+    restore_migration_data()

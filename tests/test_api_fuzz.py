@@ -37,9 +37,10 @@ pytestmark = [
     pytest.mark.slow,
     # Declaring and acknowledging publish Celery wake-ups after commit (to the test Redis).
     pytest.mark.needs_redis,
-    # Committed for real, as a served request is; the flush afterwards restores the migrations'
-    # data (groups, permissions) for the tests that follow.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # Committed for real, as a served request is (on-commit callbacks run); the migrations' data
+    # (groups, permissions) is put back first, since an earlier transactional test flushed it.
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migration_data"),
 ]
 
 # Per operation and generation phase (examples, coverage, fuzzing; positive and negative data).

@@ -39,12 +39,13 @@ from escalation.tasks import tick
 from tests.conftest import CeleryProcess, wait_for
 from tests.incidents.factories import declare, severity
 
-# serialized_rollback: each test starts from the migrations' data (org roles, groups), which
-# the flush after an earlier transactional test removes.
+# migration_data: each test starts from the migrations' data (org roles, groups), which the
+# flush after an earlier transactional test removes.
 pytestmark = [
     pytest.mark.needs_redis,
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migration_data"),
 ]
 
 ALERT = "INCIDENT ALERT"

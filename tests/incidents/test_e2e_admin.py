@@ -5,19 +5,18 @@ server. Playwright's own browser download does not work here, so the browser is 
 with CI=true a missing /usr/bin/chromium fails the test, elsewhere it is skipped.
 """
 
-import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
-from django.db.migrations.executor import MigrationExecutor
+from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from incidents.models import Incident, IncidentRole, TimelineEntry
 from ops.groups import RESPONDER, VIEWER
 from ops.testing import IN_CI
+from tests.conftest import restore_migration_data
 
 from .factories import UserFactory, declare, default_policy, severity
 
@@ -41,15 +40,9 @@ NOTE = "Replica lag started with the 14:02 schema migration; suspect the new ind
 
 
 def restore_groups() -> None:
-    """Re-run the data migration that creates the admin groups and their permissions.
-
-    An earlier transactional test (or live server test) flushes every table, groups included,
-    and the flush only recreates content types and permissions. Running the migration's own
-    function on the migrated project state makes the groups exactly what `migrate` makes.
-    """
-    migration = importlib.import_module("incidents.migrations.0002_timeline_append_only_and_groups")
-    state = MigrationExecutor(connection).loader.project_state()
-    migration.grant_groups(state.apps, None)
+    """Put back the migrations' groups, permissions and defaults: an earlier transactional test
+    (or live server test) flushed every table (tests/conftest.py, restore_migration_data)."""
+    restore_migration_data()
 
 
 @pytest.fixture
