@@ -391,9 +391,9 @@ def main() -> int:
     parser.add_argument(
         "--notify-concurrency",
         type=int,
-        default=0,
+        default=2,
         help="run notifications on a second worker of this concurrency (the first then takes "
-        "only the default queue); 0, the default, is the Procfile's one worker for both",
+        "only the default queue), as the Procfile does; 0 runs one worker for both queues",
     )
     parser.add_argument(
         "--cpu-hogs",
