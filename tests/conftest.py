@@ -79,7 +79,9 @@ def redis_flushed():
     return client
 
 
-@pytest.fixture(scope="session")
+# Module scope: a worker left running would keep working on the test database (ticks woken by
+# later tests' declarations) while a transactional test flushes it.
+@pytest.fixture(scope="module")
 def celery_worker_process(
     django_db_setup, redis_flushed, tmp_path_factory
 ) -> Iterator[CeleryProcess]:
