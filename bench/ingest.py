@@ -12,27 +12,33 @@ postgres://postgres@127.0.0.1:5432/portal_bench_ingest), creates it if missing a
 loads the default severity scale and escalation policies (as ``manage.py bootstrap`` does) and
 empties its incident tables (alerts go with them) and its ``bench_ping`` table at the start, so
 it refuses a database whose name does not contain "bench". The on-commit Celery wake-ups of the
-incidents it opens go to Redis (REDIS_URL, default redis://127.0.0.1:6379/14); no worker runs.
+incidents it opens go to Redis (REDIS_URL, default redis://127.0.0.1:6379/13, flushed at the
+start and the end); no worker runs. Not database 14: the escalation benchmarks' worker would
+consume these wake-ups (thousands of ticks) in the middle of their measurement.
 
 1. It creates the Events API integration "bench" (``integrations.services.create_integration``;
    its rate limit set to 1,000,000,000 a minute, so the per-request counting upsert still runs
    but never answers 429), and the table ``bench_ping (id bigserial, at timestamptz, body
    jsonb)`` with raw SQL: the baseline's "one-table model", which exists only here.
 2. It starts gunicorn as the Procfile does (2 workers, sync worker class by default, access log
-   on) on a free loopback port, serving bench/ingest_wsgi.py: the portal, plus
-   ``POST /bench/baseline/`` (parse the JSON body, one INSERT into bench_ping, answer 202).
+   and the portal's INFO log to ``--log``) on a free loopback port, serving
+   bench/ingest_wsgi.py: the portal, plus ``POST /bench/baseline/`` (parse the JSON body, one
+   INSERT into bench_ping, answer 202: the WSGI application itself, no framework) and the
+   same as a plain Django view and as a DRF APIView, to tell framework from logic.
 3. From threads of this process (``--concurrency``, default 8), each with one keep-alive
    ``http.client`` connection (a sync worker closes it after each answer, so then each request
    connects again, as a client of the portal would), it drives for ``--duration`` seconds each,
    after ``--warmup`` seconds of the same traffic that are not counted:
-   - the baseline, with the same body as an event;
+   - the baseline, with the same body as an event; then the Django and DRF views;
    - events with distinct dedup keys: each trigger opens an incident (severity "warning",
      which the default map makes P2);
    - events with repeated dedup keys: triggers spread over ``--keys`` (default 32) keys whose
      alerts were opened beforehand, so each one is appended to an open alert;
    - the baseline again (the machine may change under a long run: the ratio uses the mean).
    For each: requests, errors (anything but 202, or no answer), events (requests) per second,
-   p50 and p99 latency, and the ratio of events per second to the baseline's.
+   p50 and p99 latency, the CPU gunicorn's processes used per request, the CPU of the client
+   threads (share of one core: they run on the same machine), and the ratio of events per
+   second to the baseline's.
 4. In process (django.test.Client, no HTTP), one opening and one appending trigger under
    CaptureQueriesContext: the SQL per event grouped by normalized statement, and the median
    time and SQL time of 30 of each (``--profile`` adds a cProfile of 200 openings).
@@ -68,9 +74,13 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
 os.environ["HTTPS"] = "false"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_ingest")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+OWN_REDIS_DB = "/13"
 # django.test.Client (the in-process part) talks to the host "testserver".
 os.environ["ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1"
+# This process's own log lines ("declared ... by bench") would only clutter the report; the
+# server logs at INFO, as in production (below).
+os.environ["LOG_LEVEL"] = "WARNING"
 
 INTEGRATION = "bench"
 RATE_LIMIT = 1_000_000_000  # counted on every request, never reached
@@ -108,6 +118,19 @@ def prepare_database() -> str:
     return integration.key
 
 
+def flush_redis() -> None:
+    import redis
+
+    url = os.environ["REDIS_URL"]
+    if not url.rstrip("/").endswith(OWN_REDIS_DB):
+        print(f"Not flushing {url}: only Redis database 13 is this benchmark's own.")
+        return
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        print(f"Redis at {url} unreachable ({exc}); wake-ups will fail fast and be skipped.")
+
+
 def counts() -> dict[str, int]:
     from incidents.models import Incident
     from integrations.models import Alert
@@ -122,6 +145,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every process in a process group (the gunicorn master and workers),
+    from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
 
 
 class Server:
@@ -158,6 +198,7 @@ class Server:
             "DEBUG": "true",
             "HTTPS": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "INFO",
         }
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -225,6 +266,8 @@ class Run:
     errors: int = 0
     statuses: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)  # a few error answers
+    server_cpu: float = 0.0  # seconds, gunicorn's processes
+    client_cpu: float = 0.0  # seconds, this process (the client threads)
 
     @property
     def requests(self) -> int:
@@ -234,6 +277,10 @@ class Run:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
 
+    @property
+    def server_ms(self) -> float:
+        return self.server_cpu / self.requests * 1000 if self.requests else float("nan")
+
     def percentile(self, q: float) -> float:
         if not self.latencies:
             return float("nan")
@@ -241,8 +288,9 @@ class Run:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def drive(port: int, path: str, body, seconds: float, concurrency: int, name: str) -> Run:
+def drive(server, path: str, body, seconds: float, concurrency: int, name: str) -> Run:
     """``concurrency`` threads, each sending ``body(thread, n)`` back to back for ``seconds``."""
+    port = server.port
     run = Run(name)
     lock = threading.Lock()
     start = threading.Barrier(concurrency + 1)
@@ -283,12 +331,15 @@ def drive(port: int, path: str, body, seconds: float, concurrency: int, name: st
     threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
+    server_cpu, client_cpu = group_cpu_seconds(server.proc.pid), time.process_time()
     began = time.perf_counter()
     stop_at[0] = began + seconds
     start.wait()
     for thread in threads:
         thread.join()
     run.seconds = time.perf_counter() - began
+    run.server_cpu = group_cpu_seconds(server.proc.pid) - server_cpu
+    run.client_cpu = time.process_time() - client_cpu
     return run
 
 
@@ -385,14 +436,16 @@ def in_process(key: str, run_id: str, profile: bool) -> None:
 
 def report(runs: list[Run], baseline_rate: float) -> bool:
     print(
-        "\n| endpoint | requests | errors | events/s | p50 ms | p99 ms | ratio to baseline |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "\n| endpoint | requests | errors | events/s | p50 ms | p99 ms | server CPU ms/req "
+        "| client CPU | ratio to baseline |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     for run in runs:
         ratio = run.rate / baseline_rate if baseline_rate else float("nan")
         print(
             f"| {run.name} | {run.requests:,} | {run.errors} | {run.rate:,.1f} | "
-            f"{run.percentile(0.50):.1f} | {run.percentile(0.99):.1f} | {ratio:.2f} |"
+            f"{run.percentile(0.50):.1f} | {run.percentile(0.99):.1f} | {run.server_ms:.2f} | "
+            f"{run.client_cpu / run.seconds:.0%} | {ratio:.2f} |"
         )
     ok = True
     for run in runs:
@@ -420,6 +473,7 @@ def main() -> int:
     name = ensure_database(os.environ["DATABASE_URL"], "incident, alert and bench_ping tables")
     setup_django()
     key = prepare_database()
+    flush_redis()
     run_id = uuid.uuid4().hex[:6]
     distinct, repeated, pool = scenarios(key, args.keys, run_id)
 
@@ -434,7 +488,9 @@ def main() -> int:
             flush=True,
         )
         plan = [
-            ("baseline: 1 INSERT", BASELINE_PATH, distinct),
+            ("baseline: WSGI, 1 INSERT", BASELINE_PATH, distinct),
+            ("Django view, 1 INSERT", "/bench/baseline-django/", distinct),
+            ("DRF view, 1 INSERT", "/bench/baseline-drf/", distinct),
             ("events, distinct keys (each opens an incident)", EVENTS_PATH, distinct),
             (f"events, {args.keys} repeated keys (each appends)", EVENTS_PATH, repeated),
             ("baseline again", BASELINE_PATH, distinct),
@@ -448,8 +504,8 @@ def main() -> int:
                     response = conn.getresponse()
                     assert response.status == 202, response.read()
                     conn.close()
-            drive(server.port, path, body, args.warmup, args.concurrency, "warm-up")
-            run = drive(server.port, path, body, args.duration, args.concurrency, label)
+            drive(server, path, body, args.warmup, args.concurrency, "warm-up")
+            run = drive(server, path, body, args.duration, args.concurrency, label)
             runs.append(run)
             print(
                 f"  {label}: {run.rate:,.1f}/s, p50 {run.percentile(0.5):.1f} ms, "
@@ -460,9 +516,9 @@ def main() -> int:
     finally:
         server.stop()
 
-    baseline_rate = statistics.mean([runs[0].rate, runs[3].rate])
+    baseline_rate = statistics.mean([runs[0].rate, runs[-1].rate])
     ok = report(runs, baseline_rate)
-    distinct_run, repeated_run = runs[1], runs[2]
+    drf_run, distinct_run, repeated_run = runs[2], runs[3], runs[4]
     ratios = [run.rate / baseline_rate for run in (distinct_run, repeated_run)]
     p99s = [run.percentile(0.99) for run in (distinct_run, repeated_run)]
     met = ok and min(ratios) >= AIM_RATIO and max(p99s) < AIM_P99_MS
@@ -470,12 +526,14 @@ def main() -> int:
         f"\nratio ours/baseline (baseline {baseline_rate:,.1f}/s, the mean of its two runs): "
         f"distinct {ratios[0]:.2f}, repeated {ratios[1]:.2f}; p99 distinct {p99s[0]:.1f} ms, "
         f"repeated {p99s[1]:.1f} ms; errors {sum(run.errors for run in runs)}; "
-        f"load average after {load_after:.2f}. "
+        f"load average after {load_after:.2f}. Against the DRF view: distinct "
+        f"{distinct_run.rate / drf_run.rate:.2f}, repeated {repeated_run.rate / drf_run.rate:.2f}. "
         f"Aim (ratio >= {AIM_RATIO}, p99 < {AIM_P99_MS:g} ms, no errors): "
         f"{'met' if met else 'missed'}."
     )
     print(f"Database now: {counts()}")
     in_process(key, run_id, args.profile)
+    flush_redis()
     return 0 if ok else 1
 
 

@@ -142,7 +142,7 @@ def v1_urls():
 
     from escalation.api import (
         EscalationPolicyViewSet,
-        OnCallViewSet,
+        OnCallView,
         OverrideViewSet,
         RotationViewSet,
     )
@@ -153,12 +153,12 @@ def v1_urls():
     router.register("incidents", IncidentViewSet, basename="incident")
     router.register("severity-levels", SeverityLevelViewSet, basename="severity-level")
     router.register("action-items", ActionItemViewSet, basename="action-item")
-    router.register("on-call", OnCallViewSet, basename="on-call")
     router.register("rotations", RotationViewSet, basename="rotation")
     router.register("overrides", OverrideViewSet, basename="override")
     router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
     return [
         *router.urls,
+        path("on-call/", OnCallView.as_view(), name="on-call"),
         path("events/", EventsView.as_view(), name="events"),
         path(
             "integrations/<str:key>/alertmanager/",

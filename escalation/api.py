@@ -24,6 +24,7 @@ from drf_spectacular.utils import (
 from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api import DomainError
 from incidents.api import GroupPermissions, PersonField
@@ -170,8 +171,18 @@ class RangeQuerySerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$", "example": "00:00:00"}
+)
+class ClockTimeField(serializers.TimeField):
+    """A wall-clock time in the rotation's zone. OpenAPI's ``format: time`` demands an offset,
+    which a handoff time in a named zone does not have."""
+
+
 class RotationSerializer(serializers.ModelSerializer):
     """A rotation's settings. Writes are checked by ``Rotation.full_clean()``, as in the admin."""
+
+    handoff_time = ClockTimeField(required=False, help_text="Local time of the handoff, HH:MM:SS.")
 
     owner = Username(required=False, allow_null=True, help_text="Username, or null.")
     backup = serializers.PrimaryKeyRelatedField(
@@ -380,6 +391,9 @@ class EscalationPolicySerializer(serializers.ModelSerializer):
     repeat_gap_seconds = serializers.SerializerMethodField()
     repeat_gap = serializers.SerializerMethodField(help_text="ISO 8601 duration.")
     steps = StepSerializer(many=True)
+    flag = serializers.CharField(
+        read_only=True, help_text='"security", "data_loss", or "" for a severity\'s policy.'
+    )
     preview = serializers.SerializerMethodField(
         help_text="With ?preview=true on one policy: what would fire for an incident declared "
         "now if nobody acknowledges or resolves (7 days). Null otherwise."
@@ -487,18 +501,18 @@ def _applies_from(rotation: Rotation, effective_at: datetime | None) -> datetime
     return schedule.boundary(max(index, 0))
 
 
-@extend_schema_view(
-    list=extend_schema(
+class OnCallView(APIView):
+    """Not a viewset's list: the answer is one object (the instant and every rotation)."""
+
+    permission_classes = [GroupPermissions]
+    required_permissions = {"read": "escalation.view_rotation"}
+
+    @extend_schema(
         summary="Who is on call in every rotation",
         parameters=[AtQuerySerializer],
         responses={200: OnCallListSerializer, **ERRORS},
     )
-)
-class OnCallViewSet(viewsets.ViewSet):
-    permission_classes = [GroupPermissions]
-    required_permissions = {"read": "escalation.view_rotation"}
-
-    def list(self, request):
+    def get(self, request):
         at = _valid(AtQuerySerializer, request.query_params).get("at") or timezone.now()
         answers = services.on_call(Rotation.objects.order_by("name", "pk"), at)
         return Response(OnCallListSerializer({"at": at, "results": answers}).data)

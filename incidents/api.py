@@ -48,7 +48,7 @@ class GroupPermissions(permissions.BasePermission):
         needed = getattr(view, "required_permissions", {})
         if request.method in permissions.SAFE_METHODS:
             perm = needed.get("read", "incidents.view_incident")
-        elif view.action == "create":
+        elif getattr(view, "action", None) == "create":
             perm = needed.get("create", "incidents.add_incident")
         else:
             perm = needed.get("write", "incidents.change_incident")
