@@ -95,6 +95,13 @@ def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notif
     return created
 
 
+def claim_once(model, pk: int, field: str, now: datetime) -> bool:
+    """Stamp ``field`` on one row if no one has: the claim that lets a periodic job (handoff
+    reminders, review reminders) queue its email exactly once. Call it in the transaction that
+    queues the email, so a crash loses neither."""
+    return bool(model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}))
+
+
 def dispatch(ids: list[int], *, countdown: float | None = None) -> int:
     """Wake a sender for each row. A broker that is down loses nothing: the sweep retries."""
     from .tasks import send_notification

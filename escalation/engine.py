@@ -307,12 +307,14 @@ def _fire(
             else:
                 gaps.append(f"{display_name(person)} ({target.label}): no email address")
     reason = f"escalation:{incident.pk}:{step.key}:{firing.repetition}"
+    # One context per firing: the commander lookup and the deadlines are the same for everyone.
+    context = alert_context(incident, firing, now=now)
     messages = []
     if "email" in step.channels:
         for address, (user, role) in people.items():
-            messages.append(_email(incident, firing, reason, address, user, role))
+            messages.append(_email(incident, context, reason, address, user, role))
     if "webhook" in step.channels:
-        messages += _webhooks(incident, firing, reason, people)
+        messages += _webhooks(incident, context, reason, people)
     rows = outbox.queue(messages, now=now)
     names = [
         f"{display_name(user) if user else address} ({role})"
@@ -392,20 +394,23 @@ def alert_context(incident: Incident, firing: Firing, *, now: datetime) -> dict:
     }
 
 
-def _email(incident, firing, reason, address, user, role) -> outbox.Message:
+def alert_subject(incident: Incident) -> str:
+    return f"INCIDENT ALERT - {incident.severity.code} {incident.public_id}: {incident.title}"
+
+
+def _email(incident, context, reason, address, user, role) -> outbox.Message:
     uid = outbox.new_uid()
     context = {
-        **alert_context(incident, firing, now=timezone.now()),
+        **context,
         "recipient": display_name(user) if user else address,
         "role": role,
         "ack_url": ack_url(uid) if user and incident.acknowledged_at is None else "",
     }
-    subject = f"INCIDENT ALERT - {incident.severity.code} {incident.public_id}: {incident.title}"
     return outbox.Message(
         reason=reason,
         channel="email",
         recipient=address,
-        subject=subject,
+        subject=alert_subject(incident),
         body_text=render_to_string("escalation/email/alert.txt", context),
         body_html=render_to_string("escalation/email/alert.html", context),
         user=user,
@@ -414,13 +419,13 @@ def _email(incident, firing, reason, address, user, role) -> outbox.Message:
     )
 
 
-def _webhooks(incident, firing, reason, people) -> list[outbox.Message]:
+def _webhooks(incident, context, reason, people) -> list[outbox.Message]:
     from comms.models import Webhook
 
     hooks = list(Webhook.objects.filter(is_active=True, escalations=True))
     if not hooks:
         return []
-    context = alert_context(incident, firing, now=timezone.now())
+    step, repetition = context["step"], context["repetition"]
     text = render_to_string("escalation/email/alert.txt", {**context, "ack_url": ""}).strip()
     payload = {
         "event": "escalation.step_fired",
@@ -438,20 +443,19 @@ def _webhooks(incident, firing, reason, people) -> list[outbox.Message]:
             "url": context["incident_url"],
         },
         "step": {
-            "key": firing.step.key,
-            "label": firing.step.label,
-            "repetition": firing.repetition,
+            "key": step.key,
+            "label": step.label,
+            "repetition": repetition,
         },
         "recipients": sorted(people),
         "text": text,
     }
-    subject = f"INCIDENT ALERT - {incident.severity.code} {incident.public_id}: {incident.title}"
     return [
         outbox.Message(
             reason=reason,
             channel="webhook",
             recipient=f"webhook:{hook.pk}",
-            subject=subject,
+            subject=alert_subject(incident),
             body_text=text,
             payload=payload,
             incident=incident,

@@ -259,12 +259,6 @@ def set_handoff_item(item: HandoffChecklistItem, *, done: bool, by, now=None):
     return item
 
 
-def _claimed(field: str, pk: int, now: datetime) -> bool:
-    """Mark one email as this job's to send, only if no other job did: exactly one sender.
-    Called in the same transaction as the outbox write, so a crash loses neither."""
-    return bool(Handoff.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}))
-
-
 def send_reminders(now: datetime | None = None) -> int:
     """Email each incoming engineer before their boundary, once."""
     now = now or timezone.now()
@@ -278,7 +272,10 @@ def send_reminders(now: datetime | None = None) -> int:
     sent = 0
     for handoff in due:
         with transaction.atomic():
-            if not _claimed("reminder_sent_at", handoff.pk, now) or not handoff.incoming.email:
+            if (
+                not outbox.claim_once(Handoff, handoff.pk, "reminder_sent_at", now)
+                or not handoff.incoming.email
+            ):
                 continue
             _mail(
                 f"[On call] You take over {handoff.rotation} "
@@ -303,7 +300,7 @@ def flag_unacknowledged(now: datetime | None = None) -> int:
     flagged = 0
     for handoff in overdue:
         with transaction.atomic():
-            if _claimed("overdue_notified_at", handoff.pk, now):
+            if outbox.claim_once(Handoff, handoff.pk, "overdue_notified_at", now):
                 flagged += _flag(handoff)
     return flagged
 

@@ -26,10 +26,6 @@ from .services import role_holders
 MANAGER_ROLE = "engineering-manager"
 
 
-def _claimed(model, pk: int, field: str, now: datetime) -> bool:
-    return bool(model.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(**{field: now}))
-
-
 def _send(reason: str, people, subject: str, body: str, incident) -> int:
     messages = [
         outbox.Message(
@@ -68,7 +64,7 @@ def remind_action_items(now: datetime | None = None) -> int:
     ):
         for item in items:
             with transaction.atomic():
-                if not _claimed(ActionItem, item.pk, field, now):
+                if not outbox.claim_once(ActionItem, item.pk, field, now):
                     continue
                 incident = item.review.incident
                 sent += _send(
@@ -98,7 +94,7 @@ def remind_reviews(now: datetime | None = None) -> int:
         url = _link("admin:incidents_review_change", review.pk)
         late = f"was due {review.due_at:%Y-%m-%d %H:%M} UTC"
         with transaction.atomic():
-            if review.commander_reminded_at is None and _claimed(
+            if review.commander_reminded_at is None and outbox.claim_once(
                 Review, review.pk, "commander_reminded_at", now
             ):
                 who = reviews.commander(incident) or incident.declared_by
@@ -118,7 +114,7 @@ def remind_reviews(now: datetime | None = None) -> int:
             role = OrgRole.objects.filter(slug=MANAGER_ROLE).prefetch_related("holders").first()
             managers = role_holders([role], now)[0][1] if role else []
         with transaction.atomic():
-            if _claimed(Review, review.pk, "manager_reminded_at", now):
+            if outbox.claim_once(Review, review.pk, "manager_reminded_at", now):
                 sent += _send(
                     f"review-overdue-manager:{review.pk}",
                     managers,

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from config.api import ErrorSerializer, UtcDateTimeFilter
 from ops.people import display_name
 
-from . import reviews, services
+from . import services
 from .models import (
     OPEN_STATUSES,
     ActionItem,
@@ -567,7 +567,3 @@ class ActionItemViewSet(
             .select_related("owner", "review__incident")
             .order_by("due_date", "pk")
         )
-
-    def perform_update(self, serializer):
-        item = serializer.save()
-        reviews.set_action_status(item, item.status)

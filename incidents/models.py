@@ -595,6 +595,14 @@ class ActionItem(models.Model):
     def __str__(self) -> str:
         return self.action
 
+    def save(self, *args, **kwargs):
+        # closed_at follows status on every path (the review's inline, the list, the API).
+        self.closed_at = None if self.is_open else (self.closed_at or timezone.now())
+        fields = kwargs.get("update_fields")
+        if fields is not None and "status" in fields:
+            kwargs["update_fields"] = {*fields, "closed_at"}
+        super().save(*args, **kwargs)
+
     @property
     def is_open(self) -> bool:
         return self.status in (self.State.OPEN, self.State.IN_PROGRESS)

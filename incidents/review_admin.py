@@ -201,7 +201,6 @@ class ReviewAdmin(SimpleHistoryAdmin):
         for item in items:
             if item.pk is None:
                 item.created_at = now
-            item.closed_at = None if item.is_open else (item.closed_at or now)
             item.save()
         for item in formset.deleted_objects:
             item.delete()
@@ -264,11 +263,6 @@ class ActionItemAdmin(SimpleHistoryAdmin):
     @admin.display(boolean=True)
     def overdue(self, obj):
         return obj.is_open and obj.due_date < timezone.localdate()
-
-    def save_model(self, request, obj, form, change):
-        if "status" in form.changed_data:
-            reviews.set_action_status(obj, obj.status)
-        super().save_model(request, obj, form, change)
 
 
 @admin.register(ReviewRules)

@@ -301,11 +301,9 @@ def add_action_item(
     )
 
 
-def set_action_status(item: ActionItem, status: str, *, now: datetime | None = None) -> ActionItem:
-    now = now or timezone.now()
+def set_action_status(item: ActionItem, status: str) -> ActionItem:
     item.status = ActionItem.State(status)
-    item.closed_at = None if item.is_open else (item.closed_at or now)
-    item.save(update_fields=["status", "closed_at"])
+    item.save(update_fields=["status"])  # the model stamps closed_at
     return item
 
 
