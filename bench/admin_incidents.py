@@ -34,7 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import (  # noqa: E402
+    ensure_database,
+    pick_status,
+    setup_django,
+    update_daily_sequences,
+)
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -387,37 +392,6 @@ def insert_chunk(indexes: range, world: World, now: datetime) -> None:
     IncidentRole.objects.bulk_create(roles, batch_size=2000)
     ChecklistItem.objects.bulk_create(checklist, batch_size=2000)
     Link.objects.bulk_create(links, batch_size=2000)
-
-
-def pick_status(rng: random.Random, age: timedelta) -> str:
-    """Recent incidents are often still open; old ones are almost all resolved or closed."""
-    from incidents.models import Status
-
-    roll = rng.random()
-    if age < timedelta(days=3):
-        open_share, resolved_share = 0.5, 0.3
-    else:
-        open_share, resolved_share = 0.02, 0.08
-    if roll < open_share:
-        return rng.choice(
-            [Status.INVESTIGATING, Status.IDENTIFIED, Status.FIXING, Status.MONITORING]
-        )
-    if roll < open_share + resolved_share:
-        return Status.RESOLVED
-    return Status.CLOSED
-
-
-def update_daily_sequences() -> None:
-    """Keep the per-day counters true, so declaring on a filled database still works."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO incidents_dailysequence (day, last) "
-            "SELECT day, MAX(sequence) FROM incidents_incident GROUP BY day "
-            "ON CONFLICT (day) DO UPDATE SET last = EXCLUDED.last"
-        )
-        cursor.execute("ANALYZE")
 
 
 # --- measuring --------------------------------------------------------------------------------

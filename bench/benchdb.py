@@ -1,6 +1,8 @@
 """What every benchmark needs: its own PostgreSQL database, created if missing, and Django."""
 
+import random
 import sys
+from datetime import timedelta
 from urllib.parse import unquote, urlparse
 
 
@@ -39,3 +41,36 @@ def setup_django() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def pick_status(
+    rng: random.Random, age: timedelta, *, old_open: float = 0.02, old_resolved: float = 0.08
+) -> str:
+    """Recent incidents are often still open; old ones are almost all resolved or closed."""
+    from incidents.models import Status
+
+    roll = rng.random()
+    if age < timedelta(days=3):
+        open_share, resolved_share = 0.5, 0.3
+    else:
+        open_share, resolved_share = old_open, old_resolved
+    if roll < open_share:
+        return rng.choice(
+            [Status.INVESTIGATING, Status.IDENTIFIED, Status.FIXING, Status.MONITORING]
+        )
+    if roll < open_share + resolved_share:
+        return Status.RESOLVED
+    return Status.CLOSED
+
+
+def update_daily_sequences() -> None:
+    """Keep the per-day counters true, so declaring on a filled database still works."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO incidents_dailysequence (day, last) "
+            "SELECT day, MAX(sequence) FROM incidents_incident GROUP BY day "
+            "ON CONFLICT (day) DO UPDATE SET last = EXCLUDED.last"
+        )
+        cursor.execute("ANALYZE")

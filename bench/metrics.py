@@ -40,7 +40,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import (  # noqa: E402
+    ensure_database,
+    pick_status,
+    setup_django,
+    update_daily_sequences,
+)
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -209,7 +214,7 @@ def insert_chunk(indexes, world, now, rng, start, step, sequences, codes) -> Non
         incident_type = rng.choices(world.types, weights=world.type_weights)[0]
         ack_due_at, resolution_due_at = deadlines(world, severity, declared_at)
         age = now - declared_at
-        status = pick_status(rng, age)
+        status = pick_status(rng, age, old_open=0.01, old_resolved=0.09)
         detected_at = declared_at - timedelta(minutes=rng.randrange(0, 10))
         acknowledged_at = declared_at + (ack_due_at - declared_at) * rng.uniform(0.05, 1.15)
         if acknowledged_at > now or (status == Status.INVESTIGATING and rng.random() < 0.3):
@@ -334,37 +339,6 @@ def make_review(incident, rng: random.Random, now: datetime):
         due_at=due_at,
         completed_at=completed_at,
     )
-
-
-def pick_status(rng: random.Random, age: timedelta) -> str:
-    """Recent incidents are often still open; old ones are almost all resolved or closed."""
-    from incidents.models import Status
-
-    roll = rng.random()
-    if age < timedelta(days=3):
-        open_share, resolved_share = 0.5, 0.3
-    else:
-        open_share, resolved_share = 0.01, 0.09
-    if roll < open_share:
-        return rng.choice(
-            [Status.INVESTIGATING, Status.IDENTIFIED, Status.FIXING, Status.MONITORING]
-        )
-    if roll < open_share + resolved_share:
-        return Status.RESOLVED
-    return Status.CLOSED
-
-
-def update_daily_sequences() -> None:
-    """Keep the per-day counters true, so declaring on a filled database still works."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO incidents_dailysequence (day, last) "
-            "SELECT day, MAX(sequence) FROM incidents_incident GROUP BY day "
-            "ON CONFLICT (day) DO UPDATE SET last = EXCLUDED.last"
-        )
-        cursor.execute("ANALYZE")
 
 
 # --- measuring --------------------------------------------------------------------------------
