@@ -301,9 +301,11 @@ def add_action_item(
     )
 
 
-def set_action_status(item: ActionItem, status: str) -> ActionItem:
+def set_action_status(item: ActionItem, status: str, *, now: datetime | None = None) -> ActionItem:
     item.status = ActionItem.State(status)
-    item.save(update_fields=["status"])  # the model stamps closed_at
+    if not item.is_open and item.closed_at is None:
+        item.closed_at = now or timezone.now()
+    item.save(update_fields=["status"])  # the model keeps closed_at in step with status
     return item
 
 
