@@ -4,9 +4,10 @@ from django.contrib import admin, messages
 from django.db.models import Q
 
 from incidents.models import Incident
+from ops.people import display_name
 
 from . import outbox
-from .models import Notification, Webhook
+from .models import CommsSettings, Communication, IncidentUpdate, Notification, Webhook
 
 
 @admin.register(Notification)
@@ -84,4 +85,177 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ["name", "format", "url", "is_active", "escalations"]
     list_filter = ["format", "is_active"]
     search_fields = ["name", "url"]
-    fields = ["name", "url", "format", "is_active", "escalations", "timeout_seconds", "secret"]
+    fields = [
+        "name",
+        "url",
+        "format",
+        "is_active",
+        "escalations",
+        "updates",
+        "timeout_seconds",
+        "secret",
+    ]
+
+
+class NotificationInline(admin.TabularInline):
+    model = Notification
+    fields = ["recipient", "channel", "state", "attempts", "sent_at", "last_error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "delivery"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Some failed"), ("pending", "Not all sent yet")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(notifications__state=Notification.State.FAILED).distinct()
+        if self.value() == "pending":
+            return queryset.filter(
+                notifications__state__in=[Notification.State.PENDING, Notification.State.SENDING]
+            ).distinct()
+        return queryset
+
+
+@admin.register(Communication)
+class CommunicationAdmin(admin.ModelAdmin):
+    """The communication log: every message that left the portal or was posted by hand."""
+
+    list_display = [
+        "at",
+        "incident",
+        "audience",
+        "channel",
+        "subject_or_text",
+        "recipient_count",
+        "delivery",
+        "author_name",
+        "manual",
+    ]
+    list_filter = [
+        "audience",
+        "channel",
+        "manual",
+        DeliveryFilter,
+        ("at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["subject", "body", "recipients", "incident__public_id", "template"]
+    list_select_related = ["incident", "author"]
+    date_hierarchy = "at"
+    inlines = [NotificationInline]
+    readonly_fields = [
+        "at",
+        "incident",
+        "update",
+        "audience",
+        "channel",
+        "template",
+        "manual",
+        "author",
+        "recipient_count",
+        "recipients",
+        "subject",
+        "body",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        visible = Incident.objects.visible_to(request.user).values("pk")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(Q(incident__isnull=True) | Q(incident__in=visible))
+            .prefetch_related("notifications")
+        )
+
+    @admin.display(description="Subject / text")
+    def subject_or_text(self, obj):
+        text = obj.subject or obj.body
+        return text[:90] + ("..." if len(text) > 90 else "")
+
+    @admin.display(description="Delivery")
+    def delivery(self, obj):
+        from .templatetags.comms_tags import delivery_summary
+
+        return delivery_summary(obj)
+
+    @admin.display(description="Author")
+    def author_name(self, obj):
+        return display_name(obj.author, nobody="the portal")
+
+    def has_add_permission(self, request):
+        return False  # messages by hand are logged from the incident ("Log a message")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IncidentUpdate)
+class IncidentUpdateAdmin(admin.ModelAdmin):
+    list_display = ["posted_at", "incident", "kind", "status", "author", "has_public_text"]
+    list_filter = ["kind", "status"]
+    search_fields = ["incident__public_id", "progress", "public_text"]
+    list_select_related = ["incident", "author"]
+    readonly_fields = [
+        "incident",
+        "kind",
+        "posted_at",
+        "author",
+        "status",
+        "progress",
+        "next_steps",
+        "eta",
+        "impact",
+        "public_text",
+        "audiences",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        visible = Incident.objects.visible_to(request.user).values("pk")
+        return super().get_queryset(request).filter(incident__in=visible)
+
+    @admin.display(boolean=True, description="Public text")
+    def has_public_text(self, obj):
+        return bool(obj.public_text)
+
+    def has_add_permission(self, request):
+        return False  # posted from the incident ("Post update") so that it is sent
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CommsSettings)
+class CommsSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organisation", "war_room_link", "remind_before"]
+
+    def has_add_permission(self, request):
+        return False  # one row, created on first use; the list opens it
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.shortcuts import redirect
+
+        settings_row = CommsSettings.load()
+        return redirect("admin:comms_commssettings_change", settings_row.pk)
+
+
+from . import stakeholder_admin, status_admin, template_admin  # noqa: E402,F401

@@ -23,7 +23,12 @@ class Permanent(Exception):
     """Delivery failed in a way a retry cannot fix."""
 
 
-def send_email(notification: Notification) -> None:
+def email_connection():
+    """One SMTP connection, opened on the first message and shared by a batch."""
+    return get_connection(timeout=settings.EMAIL_TIMEOUT)
+
+
+def send_email(notification: Notification, *, connection=None) -> None:
     message = EmailMultiAlternatives(
         subject=notification.subject,
         body=notification.body_text,
@@ -31,7 +36,7 @@ def send_email(notification: Notification) -> None:
         to=[notification.recipient],
         # The stored Message-ID: a resend after a crash is recognisable as the same message.
         headers={"Message-ID": notification.message_id, **notification.headers},
-        connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+        connection=connection or email_connection(),
     )
     if notification.body_html:
         message.attach_alternative(notification.body_html, "text/html")

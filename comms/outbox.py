@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .channels import CHANNELS, Permanent
+from .channels import CHANNELS, Permanent, email_connection, send_email
 from .models import Notification
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Message:
     user: object | None = None
     incident: object | None = None
     uid: uuid.UUID | None = None
+    communication: object | None = None
 
 
 def new_uid() -> uuid.UUID:
@@ -81,6 +82,7 @@ def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notif
                 payload=message.payload or {},
                 headers=message.headers or {},
                 message_id=message_id(uid),
+                communication=message.communication,
                 created_at=now,
                 next_attempt_at=now,
                 dispatched_at=now,  # dispatched when this transaction commits
@@ -103,13 +105,17 @@ def claim_once(model, pk: int, field: str, now: datetime) -> bool:
 
 
 def dispatch(ids: list[int], *, countdown: float | None = None) -> int:
-    """Wake a sender for each row. A broker that is down loses nothing: the sweep retries."""
-    from .tasks import send_notification
+    """Wake a sender for the rows, in batches: one task and one SMTP connection per batch of
+    ``OUTBOX_BATCH_SIZE`` rows, not one per message (a 2,000-stakeholder update is 40 tasks).
+    A broker that is down loses nothing: the sweep retries."""
+    from .tasks import send_notifications
 
+    size = max(1, settings.OUTBOX_BATCH_SIZE)
     sent = 0
-    for pk in ids:
+    for start in range(0, len(ids), size):
+        batch = list(ids[start : start + size])
         try:
-            send_notification.apply_async((pk,), countdown=countdown, retry=False)
+            send_notifications.apply_async((batch,), countdown=countdown, retry=False)
         except Exception as exc:  # kombu raises transport-specific errors
             log.warning(
                 "broker unreachable (%s): %d notifications left to the sweep",
@@ -117,7 +123,7 @@ def dispatch(ids: list[int], *, countdown: float | None = None) -> int:
                 len(ids) - sent,
             )
             break
-        sent += 1
+        sent += len(batch)
     return sent
 
 
@@ -132,45 +138,97 @@ def claimable(now: datetime) -> Q:
     )
 
 
-def claim(pk: int, now: datetime) -> Notification | None:
-    """Take the row for one attempt, or None when it is sent, failed, or another sender holds it."""
+def claim_many(ids: list[int], now: datetime) -> list[Notification]:
+    """Take the rows for one attempt each; rows sent, failed or held by another sender are left
+    out. The lease's end time, the same for the whole claim, is what ``_record`` checks."""
     lease_until = now + settings.NOTIFICATION_LEASE
     with transaction.atomic():
-        row = (
+        rows = list(
             Notification.objects.select_for_update(skip_locked=True)
-            .filter(claimable(now), pk=pk)
-            .first()
+            .filter(claimable(now), pk__in=ids)
+            .order_by("pk")
         )
-        if row is None:
-            return None
+        if not rows:
+            return []
+        Notification.objects.filter(pk__in=[row.pk for row in rows]).update(
+            state=Notification.State.SENDING, lease_until=lease_until, attempts=F("attempts") + 1
+        )
+    for row in rows:
         row.state = Notification.State.SENDING
         row.lease_until = lease_until
-        row.attempts = F("attempts") + 1
-        row.save(update_fields=["state", "lease_until", "attempts"])
-    row.refresh_from_db(fields=["attempts"])
-    return row
+        row.attempts += 1
+    return rows
+
+
+def claim(pk: int, now: datetime) -> Notification | None:
+    """Take one row for one attempt, or None when it is sent, failed, or another sender holds
+    it."""
+    rows = claim_many([pk], now)
+    return rows[0] if rows else None
 
 
 def deliver(pk: int, *, now: datetime | None = None) -> str:
     """One attempt to send one notification; returns the state it ends in (or "skipped")."""
-    row = claim(pk, now or timezone.now())
-    if row is None:
-        return "skipped"
+    return deliver_many([pk], now=now).get(pk, "skipped")
+
+
+def deliver_many(ids: list[int], *, now: datetime | None = None) -> dict[int, str]:
+    """One attempt for each row of a batch; emails share one SMTP connection. Returns the state
+    each claimed row ends in (rows someone else holds or already sent are absent)."""
+    rows = claim_many(ids, now or timezone.now())
+    states: dict[int, str] = {}
+    delivered: list[Notification] = []
+    connection = None
     try:
-        CHANNELS[row.channel](row)
-    except Permanent as exc:
-        return _record(row, Notification.State.FAILED, error=str(exc))
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        if row.attempts >= row.max_attempts:
-            return _record(row, Notification.State.FAILED, error=error)
-        wait = backoff(row.attempts)
-        state = _record(row, Notification.State.PENDING, error=error, retry_in=wait)
-        # Its retry task is queued now, due after the wait: the sweep leaves it that long.
-        Notification.objects.filter(pk=row.pk).update(dispatched_at=timezone.now() + wait)
-        dispatch([row.pk], countdown=wait.total_seconds())
-        return state
-    return _record(row, Notification.State.SENT)
+        for row in rows:
+            try:
+                if row.channel == "email":
+                    if connection is None:
+                        # Opened here, so each send leaves it open for the next one.
+                        connection = email_connection()
+                        connection.open()
+                    send_email(row, connection=connection)
+                else:
+                    CHANNELS[row.channel](row)
+            except Permanent as exc:
+                states[row.pk] = _record(row, Notification.State.FAILED, error=str(exc))
+            except Exception as exc:
+                states[row.pk] = _failed(row, exc)
+                if row.channel == "email" and connection is not None:
+                    # The connection may be what broke; the next message opens a fresh one.
+                    connection.close()
+                    connection = None
+            else:
+                delivered.append(row)
+    finally:
+        if connection is not None:
+            connection.close()
+    states.update(_record_sent(delivered))
+    return states
+
+
+def _failed(row: Notification, exc: Exception) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    if row.attempts >= row.max_attempts:
+        return _record(row, Notification.State.FAILED, error=error)
+    wait = backoff(row.attempts)
+    state = _record(row, Notification.State.PENDING, error=error, retry_in=wait)
+    # Its retry task is queued now, due after the wait: the sweep leaves it that long.
+    Notification.objects.filter(pk=row.pk).update(dispatched_at=timezone.now() + wait)
+    dispatch([row.pk], countdown=wait.total_seconds())
+    return state
+
+
+def _record_sent(rows: list[Notification]) -> dict[int, str]:
+    """Record a batch's successes in one statement, each only if this claim still holds it."""
+    if not rows:
+        return {}
+    Notification.objects.filter(
+        pk__in=[row.pk for row in rows],
+        state=Notification.State.SENDING,
+        lease_until=rows[0].lease_until,
+    ).update(state=Notification.State.SENT, sent_at=timezone.now(), lease_until=None)
+    return {row.pk: Notification.State.SENT for row in rows}
 
 
 def _record(

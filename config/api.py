@@ -140,6 +140,7 @@ def v1_urls():
     from django.urls import path
     from rest_framework.routers import DefaultRouter
 
+    from comms import api as comms_api
     from escalation.api import (
         EscalationPolicyViewSet,
         OnCallView,
@@ -157,6 +158,9 @@ def v1_urls():
     router.register("overrides", OverrideViewSet, basename="override")
     router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
     return [
+        # An incident's communications (its updates and log) before the router's incident
+        # routes: comms owns them, and incidents imports no other app.
+        *comms_api.urls(),
         *router.urls,
         path("on-call/", OnCallView.as_view(), name="on-call"),
         path("events/", EventsView.as_view(), name="events"),

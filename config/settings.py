@@ -294,12 +294,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=60),
         "options": {"expires": 120},
     },
+    "comms-cadence": {
+        "task": "comms.tasks.run_cadence",
+        "schedule": timedelta(seconds=env.int("COMMS_CADENCE_SECONDS", default=30)),
+        "options": {"expires": 60},
+    },
 }
 # Notification outbox (comms.outbox): a sender holds a row for NOTIFICATION_LEASE while it
 # sends; a row whose lease ran out (its worker died) is sent again by the sweep, which leaves
 # alone rows dispatched less than OUTBOX_SWEEP_GRACE ago (their task is still in the queue).
 NOTIFICATION_LEASE = timedelta(seconds=env.int("NOTIFICATION_LEASE_SECONDS", default=60))
 OUTBOX_SWEEP_GRACE = timedelta(seconds=env.int("OUTBOX_SWEEP_GRACE_SECONDS", default=20))
+# Rows sent by one task over one SMTP connection (a stakeholder fan-out is a few tasks, not one
+# per address). A batch must finish well inside NOTIFICATION_LEASE.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=50)
 # Acknowledge links in escalation emails stop working after this.
 ACK_LINK_MAX_AGE = timedelta(hours=env.int("ACK_LINK_MAX_AGE_HOURS", default=24))
 # A heartbeat older than this marks the worker or beat as degraded on /api/health.

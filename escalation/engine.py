@@ -22,11 +22,12 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import Q
 from django.dispatch import receiver
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from comms import outbox
+from comms import outbox, rendering, war_room
+from comms.models import Audience, Communication, Webhook
+from comms.services import thread_headers
 from config.logging import incident_context
 from incidents.models import Incident, TimelineEntry
 from incidents.services import record_event
@@ -307,14 +308,21 @@ def _fire(
             else:
                 gaps.append(f"{display_name(person)} ({target.label}): no email address")
     reason = f"escalation:{incident.pk}:{step.key}:{firing.repetition}"
+    if step.targets:
+        # "P1 escalated to a manager" opens a war room before its alert is written.
+        war_room.escalated_to_manager(incident, step.targets, now=now)
     # One context per firing: the commander lookup and the deadlines are the same for everyone.
     context = alert_context(incident, firing, now=now)
     messages = []
-    if "email" in step.channels:
+    if "email" in step.channels and people:
+        logged = _log_alert(incident, context, "email", list(people), now)
         for address, (user, role) in people.items():
-            messages.append(_email(incident, context, reason, address, user, role))
+            messages.append(_email(incident, context, reason, address, user, role, logged))
     if "webhook" in step.channels:
-        messages += _webhooks(incident, context, reason, people)
+        hooks = Webhook.objects.filter(is_active=True, escalations=True)
+        names = list(hooks.values_list("name", flat=True))
+        logged = _log_alert(incident, context, "webhook", names, now) if names else None
+        messages += _webhooks(incident, context, reason, people, logged)
     rows = outbox.queue(messages, now=now)
     names = [
         f"{display_name(user) if user else address} ({role})"
@@ -363,70 +371,69 @@ def _fire(
 # --- What the messages say ----------------------------------------------------------------
 
 
+def _log_alert(incident, context, channel, recipients, now) -> Communication:
+    """The communication log's entry for one firing on one channel (the recipients' own copies
+    differ only by their acknowledge link)."""
+    alert = rendering.render("initial_alert", {**context, "ack_url": ""})
+    return Communication.objects.create(
+        incident=incident,
+        at=now,
+        audience=Audience.INTERNAL,
+        channel=channel,
+        template="initial_alert",
+        recipients=recipients[:500],
+        recipient_count=len(recipients),
+        subject=alert.subject,
+        body=alert.text,
+    )
+
+
 def ack_url(uid) -> str:
     token = signing.dumps(str(uid), salt=ACK_SALT, compress=False)
     return settings.SITE_URL + reverse("escalation-ack", args=[token])
 
 
-def incident_url(incident: Incident) -> str:
-    return settings.SITE_URL + reverse("admin:incidents_incident_change", args=[incident.pk])
-
-
 def alert_context(incident: Incident, firing: Firing, *, now: datetime) -> dict:
-    """The runbook's INCIDENT ALERT fields (incident-response-guide.md, step 3)."""
-    severity = incident.severity
-    commander = incident.roles.filter(role="commander", unassigned_at__isnull=True).first()
-    update_due = (
-        incident.declared_at + severity.internal_update_every
-        if severity.internal_update_every
-        else None
+    """The runbook's INCIDENT ALERT fields (incident-response-guide.md, step 3), the war room
+    when one is open, and why this recipient is paged."""
+    return rendering.internal_context(
+        incident, now=now, step=firing.step, repetition=firing.repetition
     )
-    return {
-        "incident": incident,
-        "severity": severity,
-        "step": firing.step,
-        "repetition": firing.repetition,
-        "impact": incident.impact_scope or incident.summary or "Being assessed",
-        "assigned_to": display_name(commander.user) if commander else "On-call engineer",
-        "update_due": update_due,
-        "incident_url": incident_url(incident),
-        "now": now,
-    }
 
 
-def alert_subject(incident: Incident) -> str:
-    return f"INCIDENT ALERT - {incident.severity.code} {incident.public_id}: {incident.title}"
-
-
-def _email(incident, context, reason, address, user, role) -> outbox.Message:
+def _email(incident, context, reason, address, user, role, communication) -> outbox.Message:
     uid = outbox.new_uid()
-    context = {
-        **context,
-        "recipient": display_name(user) if user else address,
-        "role": role,
-        "ack_url": ack_url(uid) if user and incident.acknowledged_at is None else "",
-    }
+    message = rendering.render(
+        "initial_alert",
+        {
+            **context,
+            "recipient": display_name(user) if user else address,
+            "role": role,
+            "ack_url": ack_url(uid) if user and incident.acknowledged_at is None else "",
+        },
+    )
     return outbox.Message(
         reason=reason,
         channel="email",
         recipient=address,
-        subject=alert_subject(incident),
-        body_text=render_to_string("escalation/email/alert.txt", context),
-        body_html=render_to_string("escalation/email/alert.html", context),
+        subject=message.subject,
+        body_text=message.text,
+        body_html=message.html,
+        headers=thread_headers(incident, Audience.INTERNAL),
         user=user,
         incident=incident,
         uid=uid,
+        communication=communication,
     )
 
 
-def _webhooks(incident, context, reason, people) -> list[outbox.Message]:
-    from comms.models import Webhook
-
+def _webhooks(incident, context, reason, people, communication) -> list[outbox.Message]:
     hooks = list(Webhook.objects.filter(is_active=True, escalations=True))
     if not hooks:
         return []
     step, repetition = context["step"], context["repetition"]
-    text = render_to_string("escalation/email/alert.txt", {**context, "ack_url": ""}).strip()
+    alert = rendering.render("initial_alert", {**context, "ack_url": ""})
+    text = alert.text.strip()
     payload = {
         "event": "escalation.step_fired",
         "incident": {
@@ -441,6 +448,7 @@ def _webhooks(incident, context, reason, people) -> list[outbox.Message]:
             "security": incident.is_security,
             "data_loss": incident.is_data_loss,
             "url": context["incident_url"],
+            "war_room": context["war_room"] or None,
         },
         "step": {
             "key": step.key,
@@ -455,10 +463,11 @@ def _webhooks(incident, context, reason, people) -> list[outbox.Message]:
             reason=reason,
             channel="webhook",
             recipient=f"webhook:{hook.pk}",
-            subject=alert_subject(incident),
+            subject=alert.subject,
             body_text=text,
             payload=payload,
             incident=incident,
+            communication=communication,
         )
         for hook in hooks
     ]

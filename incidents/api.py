@@ -200,11 +200,6 @@ class NoteSerializer(serializers.Serializer):
     )
 
 
-class UpdatePostSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=10_000, help_text="What is known, what is being done.")
-    status = serializers.ChoiceField(Status.choices, required=False, allow_null=True, default=None)
-
-
 class RoleAssignSerializer(serializers.Serializer):
     role = serializers.ChoiceField(IncidentRole.Role.choices)
     user = PersonField()
@@ -427,23 +422,6 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data = self._valid(ResolveSerializer, request)
         incident = services.resolve_incident(self.get_object(), by=request.user, note=data["note"])
         return self._respond(incident)
-
-    @extend_schema(
-        summary="Post an update (a timeline update, optionally moving the status)",
-        request=UpdatePostSerializer,
-        responses={201: TimelineEntrySerializer, **ERRORS},
-    )
-    @action(detail=True, methods=["post"])
-    @transaction.atomic
-    def updates(self, request, public_id=None):
-        data = self._valid(UpdatePostSerializer, request)
-        incident = self.get_object()
-        if data["status"] and data["status"] != incident.status:
-            incident = services.change_status(incident, data["status"], by=request.user)
-        entry = services.add_note(
-            incident, data["text"], by=request.user, kind=TimelineEntry.NoteKind.UPDATE
-        )
-        return Response(TimelineEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Add a timeline note",

@@ -421,6 +421,7 @@ class TimelineEntry(models.Model):
         ESCALATED = "escalated", "Escalation"
         REVIEW = "review", "Post-incident review"
         ALERT = "alert", "Alert"
+        COMMUNICATION = "communication", "Communication"
 
     class NoteKind(models.TextChoices):
         UPDATE = "update", "Update"

@@ -118,6 +118,8 @@ class SMTPServer:
         self.host = host
         self.port = port
         self.envelopes: list = []
+        # One (host, port) per SMTP connection a client opened and sent on.
+        self.peers: set = set()
         # Addresses answered "550 mailbox unavailable", as a real server refuses a bad address.
         self.refused: set[str] = set()
 
@@ -154,6 +156,7 @@ class SMTPHooks:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.server.envelopes.append(envelope)
+        self.server.peers.add(session.peer)
         return "250 Message accepted for delivery"
 
 
@@ -202,6 +205,7 @@ DATA_MIGRATIONS = (
     ("escalation.migrations.0005_on_call_engineer_role", "forwards"),
     ("escalation.migrations.0007_escalation_permissions", "forwards"),
     ("comms.migrations.0002_permissions", "forwards"),
+    ("comms.migrations.0005_communication_permissions", "forwards"),
     ("integrations.migrations.0002_permissions", "forwards"),
     ("integrations.migrations.0004_alert_permissions", "forwards"),
 )

@@ -242,7 +242,7 @@ def test_a_sender_that_died_mid_send_is_taken_over_with_the_same_message_id(
     assert outbox.sweep() == 0
     clock.move_to(expired + settings.OUTBOX_SWEEP_GRACE, tick=False)
     assert outbox.sweep() == 1
-    assert published == [("comms.tasks.send_notification", (row.pk,))]
+    assert published == [("comms.tasks.send_notifications", ([row.pk],))]
 
     assert outbox.deliver(row.pk) == "sent"
 
@@ -305,20 +305,20 @@ def test_the_sweep_picks_rows_left_pending_past_the_grace_and_leaves_fresh_ones(
     # 25 s after T0: the old row waited past the 20 s grace, the recent one only 10 s.
     clock.move_to(at(timedelta(seconds=25)), tick=False)
     assert outbox.sweep() == 1
-    assert published == [("comms.tasks.send_notification", (old.pk,))]
+    assert published == [("comms.tasks.send_notifications", ([old.pk],))]
 
     # 36 s: the recent row is past its grace; the old one was queued again 11 s ago, and a
     # backlog must not be re-queued on every sweep.
     clock.move_to(at(timedelta(seconds=36)), tick=False)
     published.clear()
     assert outbox.sweep() == 1
-    assert [args[0] for _, args in published] == [recent.pk]
+    assert [args[0] for _, args in published] == [[recent.pk]]
     assert fresh(recent).state == Notification.State.PENDING  # the sweep only wakes senders
 
     clock.move_to(at(timedelta(seconds=46)), tick=False)
     published.clear()
     assert outbox.sweep() == 1
-    assert [args[0] for _, args in published] == [old.pk]
+    assert [args[0] for _, args in published] == [[old.pk]]
 
 
 @pytest.mark.needs_redis
@@ -331,7 +331,7 @@ def test_a_failed_attempt_schedules_its_own_wake_up_at_the_backoff(
     assert outbox.deliver(row.pk) == "pending"
 
     # The worker is woken when the retry is due, not before.
-    assert published == [("comms.tasks.send_notification", (row.pk,))]
+    assert published == [("comms.tasks.send_notifications", ([row.pk],))]
     assert published.etas == [at(timedelta(seconds=30)).isoformat()]
 
 

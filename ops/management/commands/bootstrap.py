@@ -7,6 +7,7 @@ from ops.bootstrap import ensure_admin
 DEFAULT_DATA_COMMANDS: list[tuple[str, ...]] = [
     ("load_policy", "default", "--if-empty"),
     ("load_escalation_policies", "--missing"),
+    ("load_message_templates",),
 ]
 
 

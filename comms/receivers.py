@@ -1,0 +1,28 @@
+"""Communications follows incidents through the one signal ``incidents`` sends, inside the
+service's transaction: the war room, the due times and the resolution notice commit (or roll
+back) with the change that caused them."""
+
+from django.dispatch import receiver
+
+from incidents.models import Status
+from incidents.signals import incident_changed
+
+from . import cadence, war_room
+from .services import send_resolution, state_of
+
+
+@receiver(incident_changed, dispatch_uid="comms.follow")
+def _on_incident_changed(sender, *, incident, change, now, by=None, **kwargs) -> None:
+    state = state_of(incident)
+    if change in ("declared", "severity", "flags"):
+        if incident.is_security and state.is_public:
+            # A security incident is never on the status page, whatever was set before.
+            state.is_public = False
+            state.save(update_fields=["is_public"])
+        war_room.open_if_required(incident, state, now=now)
+    if change == "status" and incident.status == Status.RESOLVED:
+        send_resolution(incident, by=by, now=now)
+        return
+    if change in ("declared", "severity", "flags", "status"):
+        cadence.plan(incident, state)
+        state.save()

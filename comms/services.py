@@ -1,0 +1,673 @@
+"""Telling people what is going on: updates, resolution notices, and who hears them.
+
+The runbooks fix three audiences (incident-escalation-flow.md, "Communication" per severity):
+responders and org roles (internal, email and chat webhooks), stakeholders (email, by
+severity and service) and the public (the status page, public text only). ``post_update`` is
+what the admin's "Post update" form and the API call; ``send_resolution`` follows a resolve
+from anywhere (admin, API, an alert). Every message is written to the outbox in the caller's
+transaction (sent once it commits, exactly once) and logged as a ``Communication``.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from incidents.models import OPEN_STATUSES, Incident, Status, TimelineEntry
+from incidents.services import IncidentError, change_status, record_event
+from ops.people import display_name
+
+from . import outbox, rendering, unsubscribe
+from .models import (
+    Audience,
+    Communication,
+    IncidentComms,
+    IncidentUpdate,
+    Stakeholder,
+    Webhook,
+)
+
+EMAIL = "email"
+
+
+def state_of(incident: Incident) -> IncidentComms:
+    """The incident's communications row, created on first use (incidents declared before
+    this app existed, or in tests that skip the signal)."""
+    state = IncidentComms.objects.filter(incident=incident).first()
+    if state is None:
+        from . import cadence
+
+        state = IncidentComms(incident=incident, is_public=cadence.public_by_default(incident))
+        cadence.plan(incident, state)
+        state.save()
+    return state
+
+
+# --- Who hears ----------------------------------------------------------------------------
+
+
+def default_audiences(incident: Incident, state: IncidentComms, now: datetime) -> list[str]:
+    """The audiences the severity calls for at ``now``.
+
+    Responders always. Stakeholders once their email is due within the next update cycle (P0:
+    from the start, its deadline is 30 minutes; P1: from about 3 h, its deadline being 4 h) or
+    once they have heard about it. The status page when the incident is public.
+    """
+    audiences = [Audience.INTERNAL]
+    severity = incident.severity
+    within = severity.stakeholder_email_within
+    if within is not None:
+        lead = severity.internal_update_every or within
+        if state.last_stakeholder_email_at or now >= incident.declared_at + within - lead:
+            audiences.append(Audience.STAKEHOLDERS)
+    if state.is_public and not incident.is_security:
+        audiences.append(Audience.PUBLIC)
+    return audiences
+
+
+def internal_recipients(incident: Incident) -> dict[str, tuple[object | None, str]]:
+    """address -> (user, what they are): the people in a role on the incident and everyone its
+    escalation reached (org roles, on-call, addresses)."""
+    people: dict[str, tuple[object | None, str]] = {}
+    roles = incident.roles.filter(unassigned_at__isnull=True).select_related("user")
+    for role in roles:
+        if role.user.email:
+            people.setdefault(role.user.email.lower(), (role.user, role.get_role_display()))
+    paged = (
+        incident.notifications.filter(channel=EMAIL, reason__startswith="escalation:")
+        .select_related("user")
+        .order_by("pk")
+    )
+    for row in paged:
+        people.setdefault(row.recipient.lower(), (row.user, "paged by the escalation"))
+    return people
+
+
+def stakeholders_for(incident: Incident) -> list[Stakeholder]:
+    """Subscribed members of active lists for this severity whose services (none: all) include
+    one the incident affects; one per address."""
+    services = list(incident.affected_services.values_list("pk", flat=True))
+    members = (
+        Stakeholder.objects.filter(
+            unsubscribed_at__isnull=True,
+            stakeholder_list__is_active=True,
+            stakeholder_list__severities=incident.severity_id,
+        )
+        .filter(
+            Q(stakeholder_list__services__isnull=True) | Q(stakeholder_list__services__in=services)
+        )
+        .select_related("stakeholder_list")
+        .order_by("email", "pk")
+    )
+    unique: dict[str, Stakeholder] = {}
+    for member in members:
+        unique.setdefault(member.email.lower(), member)
+    return list(unique.values())
+
+
+def thread_headers(incident: Incident, audience: str) -> dict:
+    """Every email about one incident to one audience names the same thread root, so mail
+    clients group them (RFC 5322 In-Reply-To / References)."""
+    domain = outbox.message_id(outbox.new_uid()).rsplit("@", 1)[-1].rstrip(">")
+    root = f"<{incident.public_id}.{audience}@{domain}>"
+    return {"In-Reply-To": root, "References": root}
+
+
+# --- Sending ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    """What one send reached, for the timeline and the caller."""
+
+    responders: int = 0
+    webhooks: int = 0
+    stakeholders: int = 0
+    status_page: bool = False
+    communications: list[Communication] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = []
+        if self.responders:
+            parts.append(f"{self.responders} responder{'s' if self.responders != 1 else ''}")
+        if self.webhooks:
+            parts.append(f"{self.webhooks} chat webhook{'s' if self.webhooks != 1 else ''}")
+        if self.stakeholders:
+            parts.append(f"{self.stakeholders} stakeholder{'s' if self.stakeholders != 1 else ''}")
+        if self.status_page:
+            parts.append("the status page")
+        return ", ".join(parts) if parts else "nobody"
+
+
+def _log(incident, update, *, audience, channel, template, subject, body, recipients, by, now):
+    return Communication.objects.create(
+        incident=incident,
+        update=update,
+        at=now,
+        author=by,
+        audience=audience,
+        channel=channel,
+        template=template,
+        recipients=recipients[:500],
+        recipient_count=len(recipients),
+        subject=subject[:300],
+        body=body,
+    )
+
+
+def send_internal(
+    incident: Incident,
+    *,
+    email_template: str,
+    chat_template: str,
+    reason: str,
+    event: str,
+    update: IncidentUpdate | None,
+    by,
+    now: datetime,
+    sent: Sent,
+) -> None:
+    context = rendering.internal_context(incident, now=now, update=update)
+    people = internal_recipients(incident)
+    if people:
+        message = rendering.render(email_template, context)
+        communication = _log(
+            incident,
+            update,
+            audience=Audience.INTERNAL,
+            channel=Communication.Channel.EMAIL,
+            template=email_template,
+            subject=message.subject,
+            body=message.text,
+            recipients=list(people),
+            by=by,
+            now=now,
+        )
+        headers = thread_headers(incident, Audience.INTERNAL)
+        outbox.queue(
+            [
+                outbox.Message(
+                    reason=reason,
+                    channel=EMAIL,
+                    recipient=address,
+                    subject=message.subject,
+                    body_text=message.text,
+                    body_html=message.html,
+                    headers=headers,
+                    user=user,
+                    incident=incident,
+                    communication=communication,
+                )
+                for address, (user, _) in people.items()
+            ],
+            now=now,
+        )
+        sent.responders = len(people)
+        sent.communications.append(communication)
+    hooks = list(Webhook.objects.filter(is_active=True, updates=True))
+    if hooks:
+        chat = rendering.render(chat_template, context)
+        communication = _log(
+            incident,
+            update,
+            audience=Audience.INTERNAL,
+            channel=Communication.Channel.WEBHOOK,
+            template=chat_template,
+            subject=f"{incident.public_id} {event}",
+            body=chat.text,
+            recipients=[hook.name for hook in hooks],
+            by=by,
+            now=now,
+        )
+        payload = {
+            "event": event,
+            "incident": {
+                "id": incident.public_id,
+                "title": incident.title,
+                "severity": incident.severity.code,
+                "status": incident.status,
+                "url": rendering.incident_url(incident),
+            },
+            "update": _update_payload(update),
+            "text": chat.text,
+        }
+        outbox.queue(
+            [
+                outbox.Message(
+                    reason=reason,
+                    channel="webhook",
+                    recipient=f"webhook:{hook.pk}",
+                    subject=f"{incident.public_id} {event}",
+                    body_text=chat.text,
+                    payload=payload,
+                    incident=incident,
+                    communication=communication,
+                )
+                for hook in hooks
+            ],
+            now=now,
+        )
+        sent.webhooks = len(hooks)
+        sent.communications.append(communication)
+
+
+def _update_payload(update: IncidentUpdate | None) -> dict | None:
+    if update is None:
+        return None
+    return {
+        "posted_at": update.posted_at.isoformat(),
+        "status": update.status,
+        "progress": update.progress,
+        "next_steps": update.next_steps,
+        "eta": update.eta,
+        "impact": update.impact,
+    }
+
+
+# A marker rendered in place of the unsubscribe link, replaced per recipient: the template is
+# rendered once for a fan-out of thousands, not once per address.
+_UNSUBSCRIBE_MARK = "https://unsubscribe.invalid/__stakeholder__/"
+
+
+def send_stakeholders(
+    incident: Incident,
+    *,
+    template: str,
+    reason: str,
+    update: IncidentUpdate | None,
+    public_text: str,
+    by,
+    now: datetime,
+    sent: Sent,
+) -> Communication:
+    """One email per subscribed stakeholder, each with its own signed unsubscribe link and the
+    RFC 8058 one-click headers. Logged even when nobody is subscribed (that is worth knowing)."""
+    members = stakeholders_for(incident)
+    context = rendering.public_context(incident, now=now, update=update)
+    context["public_text"] = public_text
+    context["unsubscribe_url"] = _UNSUBSCRIBE_MARK
+    message = rendering.render(template, context)
+    communication = _log(
+        incident,
+        update,
+        audience=Audience.STAKEHOLDERS,
+        channel=Communication.Channel.EMAIL,
+        template=template,
+        subject=message.subject,
+        body=message.text.replace(_UNSUBSCRIBE_MARK, "(personal unsubscribe link)"),
+        recipients=[member.email for member in members],
+        by=by,
+        now=now,
+    )
+    thread = thread_headers(incident, Audience.STAKEHOLDERS)
+    urls = unsubscribe.tokens_for(member.pk for member in members)
+    messages = []
+    for member in members:
+        url = urls[member.pk]
+        messages.append(
+            outbox.Message(
+                reason=reason,
+                channel=EMAIL,
+                recipient=member.email,
+                subject=message.subject,
+                body_text=message.text.replace(_UNSUBSCRIBE_MARK, url),
+                body_html=message.html.replace(_UNSUBSCRIBE_MARK, url),
+                headers={**thread, **unsubscribe.headers_for_url(url)},
+                incident=incident,
+                communication=communication,
+            )
+        )
+    outbox.queue(messages, now=now)
+    sent.stakeholders = len(members)
+    sent.communications.append(communication)
+    return communication
+
+
+def post_to_status_page(
+    incident: Incident, update: IncidentUpdate, *, by, now: datetime, sent: Sent
+) -> Communication:
+    """The status page reads public updates straight from the database; the log records that
+    this one went public."""
+    state = state_of(incident)
+    state.last_status_post_at = now
+    from . import cadence
+
+    cadence.plan(incident, state)
+    state.save()
+    communication = _log(
+        incident,
+        update,
+        audience=Audience.PUBLIC,
+        channel=Communication.Channel.STATUS_PAGE,
+        template="",
+        subject=rendering.public_title(incident, state),
+        body=update.public_text,
+        recipients=[],
+        by=by,
+        now=now,
+    )
+    sent.status_page = True
+    sent.communications.append(communication)
+    return communication
+
+
+# --- Posting an update ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpdateInput:
+    status: str = ""
+    progress: str = ""
+    next_steps: str = ""
+    eta: str = ""
+    impact: str = ""
+    public_text: str = ""
+    audiences: tuple[str, ...] | None = None  # None: what the severity calls for
+
+
+@transaction.atomic
+def post_update(
+    incident: Incident, data: UpdateInput, *, by, now: datetime | None = None
+) -> tuple[IncidentUpdate, Sent]:
+    """Record an update, move the status, write the timeline, and send it to its audiences.
+
+    An update that resolves the incident is its resolution notice (``send_resolution`` runs
+    from the status change and carries the update's words)."""
+    now = now or timezone.now()
+    incident = Incident.objects.select_for_update().select_related("severity").get(pk=incident.pk)
+    if incident.status == Status.CLOSED:
+        raise IncidentError(f"{incident.public_id} is closed; its record can no longer change.")
+    status = data.status or incident.status
+    if status not in [*OPEN_STATUSES, Status.RESOLVED]:
+        raise IncidentError(
+            f"An update moves an incident to an open status or resolves it, not {status!r}.",
+            field="status",
+        )
+    if incident.status == Status.RESOLVED and status == Status.RESOLVED:
+        raise IncidentError(
+            f"{incident.public_id} is resolved already: reopen it to post an update.",
+            field="status",
+        )
+    texts = (data.progress, data.next_steps, data.eta, data.impact, data.public_text)
+    if not any(text.strip() for text in texts) and status == incident.status:
+        raise IncidentError("Write what changed: progress, next steps, ETA, impact or public text.")
+    state = state_of(incident)
+    audiences = _chosen(data.audiences, incident, state, now)
+    update = IncidentUpdate.objects.create(
+        incident=incident,
+        kind=IncidentUpdate.Kind.RESOLUTION
+        if status == Status.RESOLVED
+        else IncidentUpdate.Kind.UPDATE,
+        posted_at=now,
+        author=by,
+        status=status,
+        progress=data.progress.strip(),
+        next_steps=data.next_steps.strip(),
+        eta=data.eta.strip(),
+        impact=data.impact.strip(),
+        public_text=data.public_text.strip() if Audience.PUBLIC in audiences else "",
+        audiences=audiences,
+    )
+    record_event(
+        incident,
+        TimelineEntry.Kind.NOTE,
+        _update_note(update),
+        now=now,
+        by=by,
+        data={"update": update.pk, "audiences": audiences},
+    )
+    if status != incident.status:
+        # Resolving sends the resolution notice from the status change, with this update.
+        incident = change_status(incident, status, by=by, now=now)
+    if status == Status.RESOLVED:
+        sent = Sent()
+        sent.communications = list(update.communications.all())
+        return update, sent
+    # The due times move first, so the messages announce the next update after this one.
+    state = state_of(incident)
+    state.last_update_at = now
+    if Audience.STAKEHOLDERS in audiences:
+        state.last_stakeholder_email_at = now
+    from . import cadence
+
+    cadence.plan(incident, state)
+    state.save()
+    sent = send_update(incident, update, audiences=audiences, by=by, now=now)
+    return update, sent
+
+
+def _chosen(audiences, incident, state, now) -> list[str]:
+    if audiences is None:
+        return default_audiences(incident, state, now)
+    unknown = set(audiences) - set(Audience.values)
+    if unknown:
+        raise IncidentError(f"Unknown audience {sorted(unknown)[0]!r}.", field="audiences")
+    if Audience.PUBLIC in audiences and (incident.is_security or not state.is_public):
+        raise IncidentError(
+            "This incident is not on the status page: make it public first.", field="audiences"
+        )
+    return [a for a in Audience.values if a in audiences]
+
+
+def _update_note(update: IncidentUpdate) -> str:
+    lines = [f"Update posted (status {Status(update.status).label})."]
+    for label, text in (
+        ("Progress", update.progress),
+        ("Next steps", update.next_steps),
+        ("ETA", update.eta),
+        ("Impact", update.impact),
+        ("Public text", update.public_text),
+    ):
+        if text:
+            lines.append(f"{label}: {text}")
+    return "\n".join(lines)
+
+
+def send_update(
+    incident: Incident, update: IncidentUpdate, *, audiences: list[str], by, now: datetime
+) -> Sent:
+    sent = Sent()
+    if Audience.INTERNAL in audiences:
+        send_internal(
+            incident,
+            email_template="progress_update",
+            chat_template="chat_update",
+            reason=f"update:{update.pk}",
+            event="incident.update",
+            update=update,
+            by=by,
+            now=now,
+            sent=sent,
+        )
+    if Audience.STAKEHOLDERS in audiences:
+        send_stakeholders(
+            incident,
+            template="stakeholder_update",
+            reason=f"update:{update.pk}:stakeholders",
+            update=update,
+            public_text=update.public_text or latest_public_text(incident, now=now),
+            by=by,
+            now=now,
+            sent=sent,
+        )
+    if Audience.PUBLIC in audiences and update.public_text:
+        post_to_status_page(incident, update, by=by, now=now, sent=sent)
+    _timeline(incident, "Update sent to", sent, now=now)
+    return sent
+
+
+def latest_public_text(incident: Incident, *, now: datetime) -> str:
+    """The newest public words about the incident, else the runbook's "investigating" text."""
+    latest = (
+        incident.updates.exclude(public_text="").order_by("-posted_at", "-pk").first()
+        if incident.pk
+        else None
+    )
+    if latest is not None:
+        return latest.public_text
+    context = rendering.public_context(incident, now=now)
+    return rendering.render("status_investigating", context).text.strip()
+
+
+def _timeline(incident: Incident, prefix: str, sent: Sent, *, now: datetime) -> None:
+    record_event(
+        incident,
+        TimelineEntry.Kind.COMMUNICATION,
+        f"{prefix} {sent.describe()}.",
+        now=now,
+        data={
+            "responders": sent.responders,
+            "webhooks": sent.webhooks,
+            "stakeholders": sent.stakeholders,
+            "status_page": sent.status_page,
+            "communications": [c.pk for c in sent.communications],
+        },
+    )
+
+
+# --- Resolution -----------------------------------------------------------------------------
+
+
+def send_resolution(incident: Incident, *, by, now: datetime) -> Sent:
+    """The resolution notice, to every audience that heard about the incident or that its
+    severity calls for. Runs inside the resolving transaction; the outbox's unique reason
+    (incident and resolution time) makes a repeat of this call send nothing twice."""
+    state = state_of(incident)
+    update = (
+        incident.updates.filter(kind=IncidentUpdate.Kind.RESOLUTION, posted_at=now)
+        .order_by("-pk")
+        .first()
+    )
+    audiences = update.audiences if update is not None else default_audiences(incident, state, now)
+    if update is None:
+        update = IncidentUpdate.objects.create(
+            incident=incident,
+            kind=IncidentUpdate.Kind.RESOLUTION,
+            posted_at=now,
+            author=by,
+            status=Status.RESOLVED,
+            audiences=audiences,
+        )
+    if Audience.PUBLIC in audiences and not update.public_text:
+        context = rendering.public_context(incident, now=now, update=update)
+        update.public_text = rendering.render("status_resolved", context).text.strip()
+        update.save(update_fields=["public_text"])
+    reason = f"resolved:{incident.pk}:{now.isoformat()}"
+    sent = Sent()
+    send_internal(
+        incident,
+        email_template="resolution_notice",
+        chat_template="chat_resolved",
+        reason=reason,
+        event="incident.resolved",
+        update=update,
+        by=by,
+        now=now,
+        sent=sent,
+    )
+    if Audience.STAKEHOLDERS in audiences:
+        send_stakeholders(
+            incident,
+            template="stakeholder_resolved",
+            reason=f"{reason}:stakeholders",
+            update=update,
+            public_text=update.public_text or latest_public_text(incident, now=now),
+            by=by,
+            now=now,
+            sent=sent,
+        )
+        state.last_stakeholder_email_at = now
+    if Audience.PUBLIC in audiences:
+        post_to_status_page(incident, update, by=by, now=now, sent=sent)
+        state.refresh_from_db()
+    state.last_update_at = now
+    from . import cadence
+
+    cadence.plan(incident, state)
+    state.save()
+    _timeline(incident, "Resolution notice sent to", sent, now=now)
+    return sent
+
+
+# --- Logging what was said by hand ------------------------------------------------------------
+
+
+def log_manual(
+    incident: Incident,
+    *,
+    audience: str,
+    channel: str,
+    body: str,
+    subject: str = "",
+    recipients: list[str] | None = None,
+    by,
+    now: datetime | None = None,
+) -> Communication:
+    """A message posted outside the portal (a call, a chat message), kept with the rest."""
+    now = now or timezone.now()
+    if not body.strip():
+        raise IncidentError("Say what was communicated.", field="body")
+    with transaction.atomic():
+        communication = _log(
+            incident,
+            None,
+            audience=audience,
+            channel=channel,
+            template="",
+            subject=subject,
+            body=body.strip(),
+            recipients=recipients or [],
+            by=by,
+            now=now,
+        )
+        communication.manual = True
+        communication.save(update_fields=["manual"])
+        record_event(
+            incident,
+            TimelineEntry.Kind.COMMUNICATION,
+            f"{display_name(by, nobody='Someone')} logged a message to "
+            f"{Audience(audience).label} by {Communication.Channel(channel).label}: "
+            f"{subject or body.strip()[:120]}",
+            now=now,
+            by=by,
+            data={"communication": communication.pk},
+        )
+    return communication
+
+
+@transaction.atomic
+def set_public_face(
+    incident: Incident, *, is_public: bool, title: str, impact: str, by, now=None
+) -> IncidentComms:
+    """Put the incident on the status page (or take it off), with its public title and impact."""
+    from . import cadence
+
+    now = now or timezone.now()
+    if is_public and incident.is_security:
+        raise IncidentError("A security incident is never shown on the status page.")
+    state = IncidentComms.objects.select_for_update().get(pk=state_of(incident).pk)
+    changed = (state.is_public, state.public_title, state.public_impact) != (
+        is_public,
+        title,
+        impact,
+    )
+    state.is_public, state.public_title, state.public_impact = is_public, title.strip(), impact
+    cadence.plan(incident, state)
+    state.save()
+    if changed:
+        record_event(
+            incident,
+            TimelineEntry.Kind.COMMUNICATION,
+            f"{display_name(by, nobody='The portal')} "
+            + (
+                f'put it on the status page as "{rendering.public_title(incident, state)}".'
+                if is_public
+                else "took it off the status page."
+            ),
+            now=now,
+            by=by,
+            data={"is_public": is_public},
+        )
+    return state

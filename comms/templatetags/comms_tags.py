@@ -1,0 +1,72 @@
+"""The communications panel on an incident's page and the overdue list on the admin home."""
+
+from django import template
+from django.utils import timezone
+
+from incidents.models import Incident
+
+from .. import cadence, war_room
+from ..forms import PublicFaceForm
+from ..models import Communication, IncidentComms
+
+register = template.Library()
+
+LOG_SHOWN = 30
+OVERDUE_SHOWN = 20
+
+
+@register.inclusion_tag("admin/comms/comms_panel.html", takes_context=True)
+def comms_panel(context, incident):
+    request = context["request"]
+    now = timezone.now()
+    state = IncidentComms.objects.filter(incident=incident).first()
+    log = list(
+        Communication.objects.filter(incident=incident)
+        .select_related("author")
+        .prefetch_related("notifications")
+        .order_by("-at", "-pk")[:LOG_SHOWN]
+    )
+    for entry in log:
+        entry.delivery = delivery_summary(entry)
+    return {
+        "incident": incident,
+        "state": state,
+        "overdue": cadence.overdue(state, now) if incident.is_open else [],
+        "now": now,
+        "log": log,
+        "updates": list(incident.updates.select_related("author").order_by("-posted_at")[:10]),
+        "participants": war_room.participants(incident)
+        if state and state.war_room_opened_at
+        else [],
+        "can_work": request.user.has_perm("incidents.change_incident")
+        and incident.status != "closed",
+        "public_form": PublicFaceForm(instance=state) if state else PublicFaceForm(),
+    }
+
+
+def delivery_summary(entry: Communication) -> str:
+    """ "3 sent, 1 pending" from the outbox rows of one logged message."""
+    if entry.manual:
+        return "posted by hand"
+    if entry.channel == Communication.Channel.STATUS_PAGE:
+        return "published"
+    counts: dict[str, int] = {}
+    for row in entry.notifications.all():
+        counts[row.state] = counts.get(row.state, 0) + 1
+    if not counts:
+        return "nobody to send to" if not entry.recipient_count else "-"
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+@register.inclusion_tag("admin/comms/overdue_panel.html", takes_context=True)
+def overdue_comms_panel(context):
+    request = context["request"]
+    now = timezone.now()
+    incidents = list(
+        Incident.objects.visible_to(request.user)
+        .filter(cadence.overdue_filter(now))
+        .select_related("severity", "comms")
+        .order_by("severity__rank", "declared_at")[:OVERDUE_SHOWN]
+    )
+    rows = [(incident, cadence.overdue(incident.comms, now)) for incident in incidents]
+    return {"rows": rows, "now": now}
