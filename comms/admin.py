@@ -169,12 +169,14 @@ class CommunicationAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
+        from .templatetags.comms_tags import delivery_rows
+
         visible = Incident.objects.visible_to(request.user).values("pk")
         return (
             super()
             .get_queryset(request)
             .filter(Q(incident__isnull=True) | Q(incident__in=visible))
-            .prefetch_related("notifications")
+            .prefetch_related(delivery_rows())
         )
 
     @admin.display(description="Subject / text")
@@ -252,8 +254,12 @@ class CommsSettingsAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
 
+        # The list is only a way in: it must refuse whom the list itself would refuse.
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         settings_row = CommsSettings.load()
         return redirect("admin:comms_commssettings_change", settings_row.pk)
 

@@ -19,6 +19,8 @@ CAN_WORK = "incidents.change_incident"
 
 
 def _incident(request, pk: int, *, work: bool = True) -> Incident:
+    """The incident if the user may see it (else 404, as the incident page does) and, for
+    ``work``, may work it (else 403)."""
     incident = (
         Incident.objects.visible_to(request.user).select_related("severity").filter(pk=pk).first()
     )
@@ -118,6 +120,10 @@ def post_update_view(request, pk: int):
 
 def log_message_view(request, pk: int):
     incident = _incident(request, pk)
+    if incident.status == Status.CLOSED:
+        # A closed incident is a finished record (the panel offers no button either).
+        messages.error(request, f"{incident.public_id} is closed.")
+        return _back(incident)
     if request.method == "POST":
         form = ManualMessageForm(request.POST)
         if form.is_valid():
@@ -151,6 +157,9 @@ def public_face_view(request, pk: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     incident = _incident(request, pk)
+    if incident.status == Status.CLOSED:
+        messages.error(request, f"{incident.public_id} is closed.")
+        return _back(incident)
     state = services.state_of(incident)
     form = PublicFaceForm(request.POST, instance=state)
     if not form.is_valid():
@@ -160,12 +169,16 @@ def public_face_view(request, pk: int):
     if form.cleaned_data["is_public"] and incident.is_security:
         messages.error(request, "A security incident is never shown on the status page.")
         return _back(incident)
-    services.set_public_face(
-        incident,
-        is_public=form.cleaned_data["is_public"],
-        title=form.cleaned_data["public_title"],
-        impact=form.cleaned_data["public_impact"],
-        by=request.user,
-    )
+    try:
+        services.set_public_face(
+            incident,
+            is_public=form.cleaned_data["is_public"],
+            title=form.cleaned_data["public_title"],
+            impact=form.cleaned_data["public_impact"],
+            by=request.user,
+        )
+    except IncidentError as exc:  # flagged security since the page was read
+        messages.error(request, exc.message)
+        return _back(incident)
     messages.success(request, "Status page settings saved.")
     return _back(incident)

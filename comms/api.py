@@ -70,6 +70,19 @@ class PostUpdateSerializer(serializers.Serializer):
     )
     text = _text("Deprecated: used as `progress` when that is empty.")
 
+    def validate(self, data):
+        # As the admin's form: the status page shows only the public text, so posting there
+        # needs it (a resolution without it posts the runbook's "resolved" words).
+        if (
+            Audience.PUBLIC in (data.get("audiences") or ())
+            and data["status"] != Status.RESOLVED
+            and not data["public_text"]
+        ):
+            raise serializers.ValidationError(
+                {"public_text": ["The status page shows only the public text: write it."]}
+            )
+        return data
+
 
 class SentSerializer(serializers.Serializer):
     responders = serializers.IntegerField(help_text="People emailed (roles and those paged).")

@@ -266,6 +266,8 @@ def _scheduled_email(state: IncidentComms, now: datetime) -> None:
     state.last_stakeholder_email_at = now
     plan(incident, state)
     state.save()
+    if not sent.stakeholders:
+        return  # nobody subscribed to this severity and these services: nothing to say
     record_event(
         incident,
         TimelineEntry.Kind.COMMUNICATION,

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from incidents.models import Service
 
-from .models import Maintenance, StatusPageService
+from .models import Maintenance, Stakeholder, StakeholderList, StatusPageService
 
 # Public name: (description, the internal services of incidents.demo behind it).
 STATUS_PAGE_SERVICES = {
@@ -63,4 +63,83 @@ def seed_status_page(now: datetime) -> list[str]:
             StatusPageService.objects.filter(name__in=["Checkout and payments", "Website"])
         )
         created.append(MAINTENANCE_TITLE)
+    return created
+
+
+# --- Communications of the demo incidents -----------------------------------------------------
+
+DEMO_LISTS = {
+    # name: (severity ranks, addresses)
+    "Executives": ((0, 1), ("ceo@example.com", "cfo@example.com", "coo@example.com")),
+    "Customer support": ((0, 1, 2), ("support-lead@example.com", "support-oncall@example.com")),
+}
+P0_TITLE = "Checkout API returns 502 for all customers"
+P0_UPDATES = (
+    # minutes after declaration, progress, next steps, public text
+    (
+        25,
+        "Load balancer shows every checkout pod failing health checks.",
+        "Find what changed at 13:05; roll back if it is the config push.",
+        "We are aware that checkout is failing for all customers and are investigating.",
+    ),
+    (
+        75,
+        "Bad connection-pool setting in the 13:05 config push; rolled back.",
+        "Restart the pods with the previous config; watch error rates.",
+        "We have identified the cause of the checkout failures and are rolling out a fix.",
+    ),
+)
+
+
+@transaction.atomic
+def seed_comms_demo(now: datetime) -> list[str]:
+    """Stakeholder lists, the demo P0 on the status page with two updates, template rows.
+    Idempotent: a list or update that exists is left alone."""
+    from incidents.models import Incident, SeverityLevel
+
+    from .rendering import ensure_templates
+    from .services import UpdateInput, post_update, set_public_face
+
+    created = []
+    ensure_templates()
+    for name, (ranks, addresses) in DEMO_LISTS.items():
+        listing, made = StakeholderList.objects.get_or_create(name=name)
+        if made:
+            listing.severities.set(SeverityLevel.objects.filter(rank__in=ranks, is_active=True))
+            for address in addresses:
+                Stakeholder.objects.get_or_create(stakeholder_list=listing, email=address)
+            created.append(f"stakeholder list {name}")
+    incident = Incident.objects.filter(title=P0_TITLE).first()
+    if incident is None or incident.updates.exists() or not incident.is_open:
+        return created
+    commander = (
+        incident.roles.filter(role="commander", unassigned_at__isnull=True).first()
+        or incident.roles.first()
+    )
+    author = commander.user if commander else incident.declared_by
+    set_public_face(
+        incident,
+        is_public=True,
+        title="Checkout unavailable",
+        impact="",
+        by=author,
+        now=incident.declared_at + timedelta(minutes=10),
+    )
+    for minutes, progress, next_steps, public_text in P0_UPDATES:
+        at = incident.declared_at + timedelta(minutes=minutes)
+        if at >= now:
+            break
+        post_update(
+            incident,
+            UpdateInput(
+                progress=progress,
+                next_steps=next_steps,
+                eta="30 minutes",
+                impact="All customers; no orders can be placed.",
+                public_text=public_text,
+            ),
+            by=author,
+            now=at,
+        )
+    created.append(f"updates on {incident.public_id}")
     return created

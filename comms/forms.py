@@ -40,7 +40,13 @@ class UpdateForm(forms.Form):
         audiences = data.get("audiences") or []
         if not audiences:
             raise forms.ValidationError("Choose at least one audience.")
-        if Audience.PUBLIC in audiences and not (data.get("public_text") or "").strip():
+        # A resolution without public text posts the runbook's "resolved" words instead.
+        resolving = data.get("status") == Status.RESOLVED
+        if (
+            Audience.PUBLIC in audiences
+            and not resolving
+            and not (data.get("public_text") or "").strip()
+        ):
             self.add_error("public_text", "The status page shows only the public text: write it.")
         return data
 

@@ -91,7 +91,12 @@ def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notif
     if not rows:
         return []
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    created = list(Notification.objects.filter(uid__in=[row.uid for row in rows]))
+    # Bodies are not read back: a fan-out of thousands would fetch every message again.
+    created = list(
+        Notification.objects.filter(uid__in=[row.uid for row in rows]).defer(
+            "body_text", "body_html", "payload", "headers"
+        )
+    )
     ids = [row.pk for row in created]
     transaction.on_commit(lambda: dispatch(ids))
     return created
@@ -177,10 +182,11 @@ def deliver_many(ids: list[int], *, now: datetime | None = None) -> dict[int, st
     each claimed row ends in (rows someone else holds or already sent are absent)."""
     rows = claim_many(ids, now or timezone.now())
     states: dict[int, str] = {}
-    delivered: list[Notification] = []
     connection = None
     try:
         for row in rows:
+            if not _renew(row):
+                continue  # its lease ran out while earlier rows were sent, and it was taken over
             try:
                 if row.channel == "email":
                     if connection is None:
@@ -199,12 +205,26 @@ def deliver_many(ids: list[int], *, now: datetime | None = None) -> dict[int, st
                     connection.close()
                     connection = None
             else:
-                delivered.append(row)
+                # Recorded at once, not at the end of the batch: a worker killed mid-batch
+                # then repeats only the message it was sending, not all it had sent.
+                states[row.pk] = _record(row, Notification.State.SENT)
     finally:
         if connection is not None:
             connection.close()
-    states.update(_record_sent(delivered))
     return states
+
+
+def _renew(row: Notification) -> bool:
+    """Restart the row's lease as its own send begins, so a batch of slow sends never outlives
+    the claim on a row not sent yet (the sweep would hand it to a second sender). False when
+    the claim was lost: another sender holds the row now."""
+    lease_until = timezone.now() + settings.NOTIFICATION_LEASE
+    renewed = Notification.objects.filter(
+        pk=row.pk, state=Notification.State.SENDING, attempts=row.attempts
+    ).update(lease_until=lease_until)
+    if renewed:
+        row.lease_until = lease_until
+    return bool(renewed)
 
 
 def _failed(row: Notification, exc: Exception) -> str:
@@ -217,18 +237,6 @@ def _failed(row: Notification, exc: Exception) -> str:
     Notification.objects.filter(pk=row.pk).update(dispatched_at=timezone.now() + wait)
     dispatch([row.pk], countdown=wait.total_seconds())
     return state
-
-
-def _record_sent(rows: list[Notification]) -> dict[int, str]:
-    """Record a batch's successes in one statement, each only if this claim still holds it."""
-    if not rows:
-        return {}
-    Notification.objects.filter(
-        pk__in=[row.pk for row in rows],
-        state=Notification.State.SENDING,
-        lease_until=rows[0].lease_until,
-    ).update(state=Notification.State.SENT, sent_at=timezone.now(), lease_until=None)
-    return {row.pk: Notification.State.SENT for row in rows}
 
 
 def _record(

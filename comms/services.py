@@ -9,7 +9,7 @@ transaction (sent once it commits, exactly once) and logged as a ``Communication
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -59,7 +59,8 @@ def default_audiences(incident: Incident, state: IncidentComms, now: datetime) -
     severity = incident.severity
     within = severity.stakeholder_email_within
     if within is not None:
-        lead = severity.internal_update_every or within
+        # Without an update cycle (P2), stakeholders join once their email is due.
+        lead = severity.internal_update_every or timedelta(0)
         if state.last_stakeholder_email_at or now >= incident.declared_at + within - lead:
             audiences.append(Audience.STAKEHOLDERS)
     if state.is_public and not incident.is_security:
@@ -281,10 +282,12 @@ def send_stakeholders(
     by,
     now: datetime,
     sent: Sent,
-) -> Communication:
+) -> Communication | None:
     """One email per subscribed stakeholder, each with its own signed unsubscribe link and the
-    RFC 8058 one-click headers. Logged even when nobody is subscribed (that is worth knowing)."""
+    RFC 8058 one-click headers. With nobody subscribed there is nothing to send or log."""
     members = stakeholders_for(incident)
+    if not members:
+        return None
     context = rendering.public_context(incident, now=now, update=update)
     context["public_text"] = public_text
     context["unsubscribe_url"] = _UNSUBSCRIBE_MARK

@@ -21,8 +21,12 @@ MANAGER_TARGETS = ("role:engineering-manager",)
 
 
 def slug(text: str, *, length: int = 40) -> str:
+    """Whole words of the title, at most ``length`` characters (chat channel names are short)."""
     words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return words[:length].rstrip("-") or "incident"
+    if len(words) > length:
+        cut = words[: length + 1]
+        words = cut[: cut.rfind("-")] if "-" in cut else words[:length]
+    return words or "incident"
 
 
 def link_for(incident: Incident, template: str | None = None) -> str:

@@ -207,6 +207,8 @@ SPECTACULAR_SETTINGS = {
         "NoteKindEnum": "incidents.models.TimelineEntry.NoteKind",
         "TimelineKindEnum": "incidents.models.TimelineEntry.Kind",
         "ActionItemStatusEnum": "incidents.models.ActionItem.State",
+        "AudienceEnum": "comms.models.Audience",
+        "UpdateKindEnum": "comms.models.IncidentUpdate.Kind",
     },
 }
 

@@ -1,13 +1,14 @@
 """The communications panel on an incident's page and the overdue list on the admin home."""
 
 from django import template
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from incidents.models import Incident
 
 from .. import cadence, war_room
 from ..forms import PublicFaceForm
-from ..models import Communication, IncidentComms
+from ..models import Communication, IncidentComms, Notification
 
 register = template.Library()
 
@@ -23,7 +24,7 @@ def comms_panel(context, incident):
     log = list(
         Communication.objects.filter(incident=incident)
         .select_related("author")
-        .prefetch_related("notifications")
+        .prefetch_related(delivery_rows())
         .order_by("-at", "-pk")[:LOG_SHOWN]
     )
     for entry in log:
@@ -34,7 +35,6 @@ def comms_panel(context, incident):
         "overdue": cadence.overdue(state, now) if incident.is_open else [],
         "now": now,
         "log": log,
-        "updates": list(incident.updates.select_related("author").order_by("-posted_at")[:10]),
         "participants": war_room.participants(incident)
         if state and state.war_room_opened_at
         else [],
@@ -42,6 +42,14 @@ def comms_panel(context, incident):
         and incident.status != "closed",
         "public_form": PublicFaceForm(instance=state) if state else PublicFaceForm(),
     }
+
+
+def delivery_rows() -> Prefetch:
+    """Only the state of each outbox row: a stakeholder email can have thousands of rows, and
+    ``delivery_summary`` needs none of their bodies."""
+    return Prefetch(
+        "notifications", queryset=Notification.objects.only("pk", "communication_id", "state")
+    )
 
 
 def delivery_summary(entry: Communication) -> str:

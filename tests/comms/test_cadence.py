@@ -232,3 +232,11 @@ def test_the_initial_alert_of_a_p0_names_its_war_room(
     logged = incident.communications.get(template="initial_alert", channel="email")
     assert logged.recipient_count == len(smtp_server.messages)
     assert set(logged.notifications.values_list("state", flat=True)) == {Notification.State.SENT}
+
+
+def test_with_nobody_subscribed_the_schedule_moves_on_without_noise(cora):
+    incident = declared(cora, "P0")
+    assert run(T0 + timedelta(minutes=30))["stakeholder_emails"] == 1
+    assert not incident.communications.filter(audience=Audience.STAKEHOLDERS).exists()
+    assert not incident.timeline.filter(body__startswith="Scheduled stakeholder email").exists()
+    assert state(incident).next_stakeholder_due_at == T0 + timedelta(minutes=60)

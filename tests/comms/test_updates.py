@@ -369,3 +369,24 @@ def test_a_message_logged_by_hand_is_kept_with_the_rest(people):
             "Cora Tester logged a message to Stakeholders by Phone (by hand): Called the CFO"
         )
     )
+
+
+def test_a_row_taken_over_while_its_batch_was_busy_is_not_sent_twice(
+    people, smtp_server, settings, django_capture_on_commit_callbacks
+):
+    listing = StakeholderList.objects.create(name="Everyone")
+    listing.severities.set([severity("P0")])
+    for address in ("a@example.com", "b@example.com"):
+        Stakeholder.objects.create(stakeholder_list=listing, email=address)
+    incident = incident_with_commander(people)
+    with django_capture_on_commit_callbacks(execute=False):
+        post(incident, T0, people["cora"], public_text="Down.", audiences=(Audience.STAKEHOLDERS,))
+    first, second = outbox.claim_many(
+        list(Notification.objects.filter(incident=incident).values_list("pk", flat=True)), T0
+    )
+    # The batch is slow: the second row's lease runs out and the sweep's sender takes it over.
+    later = T0 + settings.NOTIFICATION_LEASE + timedelta(seconds=1)
+    assert outbox.claim(second.pk, later) is not None
+    with time_machine.travel(later, tick=False):
+        assert outbox._renew(first) is True
+        assert outbox._renew(second) is False  # the batch leaves it to its new holder

@@ -53,8 +53,10 @@ def test_a_key_declares_works_and_resolves_an_incident(responder):
     assert note.status_code == 201 and note.json()["note_kind"] == "hypothesis"
     role = responder.post(url + "roles/", {"role": "commander", "user": "rita"})
     assert role.json()["roles"][0]["role"] == "commander"
+    # The updates endpoint (comms.api) still takes its first shape: one text and a status.
     update = responder.post(url + "updates/", {"text": "Rolling back", "status": "fixing"})
     assert update.status_code == 201
+    assert (update.json()["progress"], update.json()["status"]) == ("Rolling back", "fixing")
     items = responder.get(url + "checklist/").json()
     tick = responder.post(url + "checklist/", {"item": items[0]["id"], "done": True})
     assert tick.json()["done"] is True and tick.json()["done_by"] == "rita"

@@ -2,7 +2,9 @@ import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from comms.demo import seed_comms_demo, seed_status_page
 from escalation.demo import seed_oncall_demo
 from incidents.demo import DEFAULT_DEMO_PASSWORD, seed_demo
 
@@ -32,6 +34,8 @@ class Command(BaseCommand):
         password = password or os.environ.get("DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
         seed = seed_demo(password=password)
         oncall = seed_oncall_demo()
+        now = timezone.now()
+        comms = seed_status_page(now) + seed_comms_demo(now)
 
         if seed.created_incidents:
             self.stdout.write(f"Created incidents: {', '.join(seed.created_incidents)}.")
@@ -41,6 +45,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Created users: {', '.join(seed.created_users)}.")
         if oncall:
             self.stdout.write(f"Created on-call data: {', '.join(oncall)}.")
+        if comms:
+            self.stdout.write(f"Created communications data: {', '.join(comms)}.")
 
         rows = [("login", "name", "groups", "email")] + [
             (person.username, person.full_name, ", ".join(person.groups), person.email)
