@@ -6,7 +6,8 @@ Deduplication (docs/integrations.md):
 * One open ``Alert`` per (integration, dedup key). Work on one key is serialised by a
   PostgreSQL advisory transaction lock (on SQLite, the IMMEDIATE transactions already serialise
   writers); a partial unique index is the backstop, and a loser of that race retries once and
-  finds the winner's row.
+  finds the winner's row. A trigger that only counts on an open alert is one UPDATE, ordered
+  with the locked path by the row's own lock (``_append``).
 * Events API v2: a trigger for an open key is appended to it (count, last seen); acknowledge and
   resolve act on it; once resolved, the next trigger opens a new incident. Repeated triggers are
   the API's way of saying "still happening", so each one counts, but the timeline says so at
@@ -20,9 +21,11 @@ Deduplication (docs/integrations.md):
   re-sent every ``repeat_interval`` does not undo the person's decision.
 """
 
+import functools
 import hashlib
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,8 +35,15 @@ from enum import StrEnum
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
+from django.db.models.expressions import RawSQL
 
-from incidents.models import DetectionSource, Incident, SeverityLevel, TimelineEntry
+from incidents.models import (
+    OPEN_STATUSES,
+    DetectionSource,
+    Incident,
+    SeverityLevel,
+    TimelineEntry,
+)
 from incidents.services import (
     IncidentError,
     acknowledge_incident,
@@ -77,6 +87,69 @@ class IngestUnavailable(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+# --- Integrations by key -------------------------------------------------------------------
+
+# Every request names its integration by key. Each web process keeps the integrations it has
+# read (with the user, service and type an opening needs), so a request does not read them
+# again; over_rate_limit(verify=True) checks, in the statement that counts the request, that
+# the row is still the version that was read, so a disabled, edited or deleted integration is
+# seen by the next request in every process. The related rows are re-read after this long, so
+# an edit of the user, the service or the type (not of the integration) reaches openings
+# within it (docs/integrations.md).
+INTEGRATION_TTL = 10.0  # seconds
+_MAX_CACHED = 1000  # keys; a real portal has a few dozen integrations
+_cached: dict[str, tuple[float, Integration]] = {}
+
+
+class StaleIntegration(Exception):
+    """The cached integration changed or went away since it was read: read it again."""
+
+
+@functools.cache
+def _version_sql() -> str:
+    # A row version without a column for it: xmin (the writing transaction) and ctid (where the
+    # version lies) change with every UPDATE; a new version by the same transaction in the same
+    # place is as good as impossible. Any difference only costs one more lookup.
+    table = connection.ops.quote_name(Integration._meta.db_table)
+    return f"{table}.xmin::text || ':' || {table}.ctid::text"
+
+
+def _caches() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def cached_integration(key: str, kind: str) -> Integration | None:
+    """The active integration of this kind with the key if this process read it within
+    INTEGRATION_TTL; not yet checked against the database (over_rate_limit(verify=True) does).
+    None: read it with load_integration (refusals are always decided on a fresh read)."""
+    entry = _cached.get(key)
+    if entry is None:
+        return None
+    expires, integration = entry
+    if expires < time.monotonic():
+        _cached.pop(key, None)
+        return None
+    if integration.kind != kind:
+        return None
+    return integration
+
+
+def load_integration(key: str) -> Integration | None:
+    """The integration with this key, read now (with what an opening needs); remembered when
+    it is active. The caller refuses a missing, disabled or wrong-kind one."""
+    rows = Integration.objects.select_related("acts_as", "default_service", "default_type")
+    if _caches():
+        rows = rows.annotate(row_version=RawSQL(_version_sql(), ()))
+    integration = rows.filter(key=key).first()
+    if integration is not None and integration.is_active and _caches():
+        if len(_cached) >= _MAX_CACHED:
+            _cached.clear()
+        _cached[key] = (time.monotonic() + INTEGRATION_TTL, integration)
+    else:
+        _cached.pop(key, None)
+    return integration
 
 
 # --- Serialising work on one key -----------------------------------------------------------
@@ -226,6 +299,7 @@ def _repeats(alert: Alert) -> str:
 
 def trigger(integration: Integration, dedup_key: str | None, data: dict, now: datetime) -> Result:
     """``data`` is a validated Events API v2 body; its ``payload`` describes the alert."""
+    generated = not dedup_key
     dedup_key = dedup_key or new_dedup_key()
     payload = data["payload"]
     fields = {
@@ -240,6 +314,11 @@ def trigger(integration: Integration, dedup_key: str | None, data: dict, now: da
         "last_payload": _jsonable({k: v for k, v in data.items() if k != "routing_key"}),
         "last_seen_at": now,
     }
+    if not generated:  # a key just made up has no alert yet
+        appended = _append(integration, dedup_key, fields, now)
+        if appended is not None:
+            count, public_id = appended
+            return _appended(dedup_key, public_id, count)
     facts = {
         "dedup_key": dedup_key,
         "severity": payload["severity"],
@@ -289,15 +368,73 @@ def trigger(integration: Integration, dedup_key: str | None, data: dict, now: da
                 {**facts, "alert": alert.pk, "count": alert.count, "new": alert.unreported},
             )
             alert.reported_at, alert.unreported = now, 0
-        alert.save()
-        return Result(
-            Action.APPENDED,
-            dedup_key,
-            alert.incident.public_id,
-            f"Event processed: added to {alert.incident.public_id} (alert {alert.count}).",
-        )
+        alert.save(update_fields=[*fields, "count", "unreported", "reported_at"])
+        return _appended(dedup_key, alert.incident.public_id, alert.count)
 
     return _serialised(integration, dedup_key, work)
+
+
+def _appended(dedup_key: str, public_id: str, count: int) -> Result:
+    return Result(
+        Action.APPENDED,
+        dedup_key,
+        public_id,
+        f"Event processed: added to {public_id} (alert {count}).",
+    )
+
+
+_APPEND_TEXT = ("summary", "source", "severity", "component", "group", "alert_class")
+
+
+@functools.cache
+def _append_sql() -> str:
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(name)} = %s" for name in _APPEND_TEXT)
+    open_statuses = ", ".join(["%s"] * len(OPEN_STATUSES))
+    return (
+        f"UPDATE {quote(Alert._meta.db_table)} AS alert SET {assignments}, "
+        "custom_details = %s::jsonb, last_payload = %s::jsonb, last_seen_at = %s, "
+        "count = alert.count + 1, unreported = alert.unreported + 1 "
+        f"FROM {quote(Incident._meta.db_table)} AS incident "
+        "WHERE alert.integration_id = %s AND alert.dedup_key = %s AND alert.status <> %s "
+        "AND alert.reported_at > %s AND incident.id = alert.incident_id "
+        f"AND incident.status IN ({open_statuses}) "
+        "RETURNING alert.count, incident.public_id"
+    )
+
+
+def _append(
+    integration: Integration, dedup_key: str, fields: dict, now: datetime
+) -> tuple[int, str] | None:
+    """A trigger counted on the key's open alert in one statement, when that is all it takes:
+    the alert is open, its incident too, and no timeline entry is due. The (count, incident id)
+    it reached; None when it is not that simple, for the locked path in trigger().
+
+    No advisory lock is needed: this only changes an existing open row, and its row lock
+    serialises it with the locked path, which holds that row FOR UPDATE while it works. If that
+    path resolves the alert or writes a timeline entry meanwhile, PostgreSQL re-checks the
+    conditions on the row as committed (so the trigger then opens a new incident, or counts as
+    not yet told). An opening never comes this way: with no open row, nothing is updated.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _append_sql(),
+            [
+                *(fields[name] for name in _APPEND_TEXT),
+                json.dumps(fields["custom_details"]),
+                json.dumps(fields["last_payload"]),
+                now,
+                integration.pk,
+                dedup_key,
+                Alert.Status.RESOLVED,
+                now - REPORT_EVERY,
+                *OPEN_STATUSES,
+            ],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row is not None else None
 
 
 def _event_summary(integration: Integration, payload: dict, dedup_key: str) -> str:
@@ -333,7 +470,7 @@ def acknowledge(integration: Integration, dedup_key: str, now: datetime) -> Resu
         alert.status, alert.acknowledged_at = Alert.Status.ACKNOWLEDGED, now
         notes = [_repeats(alert)] if alert.unreported else []
         alert.reported_at, alert.unreported = now, 0
-        alert.save()
+        alert.save(update_fields=["status", "acknowledged_at", "reported_at", "unreported"])
         try:
             acknowledge_incident(incident, by=integration.acts_as, now=now)
         except IncidentError:
@@ -362,7 +499,7 @@ def resolve(integration: Integration, dedup_key: str, now: datetime) -> Result:
         repeats = _repeats(alert)
         alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
         alert.reported_at, alert.unreported = now, 0
-        alert.save()
+        alert.save(update_fields=["status", "resolved_at", "reported_at", "unreported"])
         note = f"{integration.name} resolved {dedup_key}" + (f" ({repeats})" if repeats else "")
         if not _resolve_if_last(integration, alert, note, now):
             _timeline(
@@ -659,26 +796,57 @@ def _update_group(integration, alert: Alert, incoming, compact, now, sender) -> 
 RATE_WINDOW = timedelta(minutes=1)
 
 
-def over_rate_limit(integration: Integration, now: datetime) -> int | None:
+@functools.cache
+def _rate_sql(which: str) -> str:
+    """ "check": is the integration still the version read; "count": count a request;
+    "verify": count it only if the integration is still the version read."""
+    integrations = connection.ops.quote_name(Integration._meta.db_table)
+    if which == "check":
+        return f"SELECT id FROM {integrations} WHERE id = %s AND {_version_sql()} = %s"
+    table = connection.ops.quote_name(RateWindow._meta.db_table)
+    source = (
+        "VALUES (%s, %s, 1)"
+        if which == "count"
+        else f"SELECT id, %s, 1 FROM {integrations} WHERE id = %s AND {_version_sql()} = %s"
+    )
+    return (
+        f"INSERT INTO {table} (integration_id, window_start, count) {source} "
+        f"ON CONFLICT (integration_id, window_start) DO UPDATE SET count = {table}.count + 1 "
+        "RETURNING count"
+    )
+
+
+def over_rate_limit(integration: Integration, now: datetime, *, verify: bool = False) -> int | None:
     """Count one request in the integration's current minute; the seconds until the next
     minute when it is over its limit, else None.
 
     A fixed window counted in the database, so every web process shares it: one upsert, its
     row lock held only for the statement (it runs outside the ingestion transaction).
+
+    ``verify`` (an integration from cached_integration): the same statement counts only if the
+    integration row is still the version that was read; else nothing is counted and
+    StaleIntegration is raised.
     """
     limit = integration.rate_limit_per_minute
+    version = getattr(integration, "row_version", None) if verify else None
     if not limit:
+        if version is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(_rate_sql("check"), [integration.pk, version])
+                if cursor.fetchone() is None:
+                    raise StaleIntegration()
         return None
     window = now.replace(second=0, microsecond=0)
-    table = connection.ops.quote_name(RateWindow._meta.db_table)
+    window_value = connection.ops.adapt_datetimefield_value(window)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (integration_id, window_start, count) VALUES (%s, %s, 1) "
-            f"ON CONFLICT (integration_id, window_start) DO UPDATE SET count = {table}.count + 1 "
-            "RETURNING count",
-            [integration.pk, connection.ops.adapt_datetimefield_value(window)],
-        )
-        (count,) = cursor.fetchone()
+        if version is None:
+            cursor.execute(_rate_sql("count"), [integration.pk, window_value])
+        else:
+            cursor.execute(_rate_sql("verify"), [window_value, integration.pk, version])
+        row = cursor.fetchone()
+    if row is None:
+        raise StaleIntegration()
+    (count,) = row
     if count == 1:  # first request of a minute: forget the earlier ones
         RateWindow.objects.filter(integration=integration, window_start__lt=window).delete()
     if count <= limit:
