@@ -193,9 +193,13 @@ class Server:
         self.description = f"gunicorn {args.workers} {args.worker_class} workers" + (
             f" x {args.threads} threads" if args.worker_class == "gthread" else ""
         )
+        # Production mode, as the Procfile's web process runs: DEBUG=true would record every
+        # SQL statement of every request, taxing the paths with more statements.
         env = {
             **os.environ,
-            "DEBUG": "true",
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-ingest-" + "x" * 50,
+            "EMAIL_URL": "consolemail://",
             "HTTPS": "false",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "INFO",

@@ -8,11 +8,20 @@ from incidents.models import Status
 from incidents.signals import incident_changed
 
 from . import cadence, war_room
+from .models import IncidentComms
 from .services import send_resolution, state_of
 
 
 @receiver(incident_changed, dispatch_uid="comms.follow")
 def _on_incident_changed(sender, *, incident, change, now, by=None, **kwargs) -> None:
+    if change == "declared":
+        # A new incident has no row yet: plan it and write it once (declaring is the hot path
+        # of alert ingestion).
+        state = IncidentComms(incident=incident, is_public=cadence.public_by_default(incident))
+        cadence.plan(incident, state)
+        war_room.open_if_required(incident, state, now=now, save=False)
+        state.save()
+        return
     state = state_of(incident)
     if change in ("declared", "severity", "flags"):
         if incident.is_security and state.is_public:

@@ -66,7 +66,7 @@ def rule_for(incident: Incident) -> str:
 
 
 def open_if_required(
-    incident: Incident, state: IncidentComms, *, now: datetime, reason: str = ""
+    incident: Incident, state: IncidentComms, *, now: datetime, reason: str = "", save: bool = True
 ) -> bool:
     """Open the war room when a rule (or ``reason``) asks and it is not open yet."""
     if state.war_room_opened_at is not None or not incident.is_open:
@@ -77,7 +77,8 @@ def open_if_required(
     state.war_room_url = link_for(incident)
     state.war_room_opened_at = now
     state.war_room_reason = reason[:200]
-    state.save(update_fields=["war_room_url", "war_room_opened_at", "war_room_reason"])
+    if save:
+        state.save(update_fields=["war_room_url", "war_room_opened_at", "war_room_reason"])
     record_event(
         incident,
         TimelineEntry.Kind.COMMUNICATION,
