@@ -28,7 +28,8 @@ from incidents.services import record_event
 from ops.people import display_name
 
 from . import outbox, rendering
-from .models import Audience, CommsSettings, Communication, IncidentComms, IncidentUpdate
+from .models import Audience, CommsSettings, IncidentComms, IncidentUpdate
+from .services import send_logged
 
 log = logging.getLogger(__name__)
 
@@ -212,18 +213,7 @@ def _remind(state: IncidentComms, now: datetime) -> None:
         f"{'overdue since' if late else 'due at'} {due:%Y-%m-%d %H:%M} UTC "
         f"({incident.severity.code}: every {every}).\n\nPost it here: {url}\n"
     )
-    communication = Communication.objects.create(
-        incident=incident,
-        at=now,
-        audience=Audience.INTERNAL,
-        channel=Communication.Channel.EMAIL,
-        template="",
-        recipients=[commander.email],
-        recipient_count=1,
-        subject=subject,
-        body=body,
-    )
-    outbox.queue(
+    communication = send_logged(
         [
             outbox.Message(
                 reason=f"update-reminder:{incident.pk}:{due.isoformat()}",
@@ -233,7 +223,6 @@ def _remind(state: IncidentComms, now: datetime) -> None:
                 body_text=body,
                 user=commander,
                 incident=incident,
-                communication=communication,
             )
         ],
         now=now,

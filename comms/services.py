@@ -356,6 +356,33 @@ def post_to_status_page(
     return communication
 
 
+def send_logged(
+    messages: list[outbox.Message], *, template: str = "", by=None, now: datetime | None = None
+) -> Communication | None:
+    """Queue messages that say one thing to several people (a reminder, a handoff) and log
+    them as one communication, so the log holds every message that left the portal."""
+    if not messages:
+        return None
+    now = now or timezone.now()
+    first = messages[0]
+    communication = _log(
+        first.incident,
+        None,
+        audience=Audience.INTERNAL,
+        channel=first.channel,
+        template=template,
+        subject=first.subject,
+        body=first.body_text,
+        recipients=[message.recipient for message in messages],
+        by=by,
+        now=now,
+    )
+    for message in messages:
+        message.communication = communication
+    outbox.queue(messages, now=now)
+    return communication
+
+
 # --- Posting an update ----------------------------------------------------------------------
 
 
@@ -468,17 +495,41 @@ def _update_note(update: IncidentUpdate) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Wording:
+    """Which templates say it to each audience."""
+
+    email: str
+    chat: str
+    stakeholders: str
+    event: str
+
+
+UPDATE = Wording("progress_update", "chat_update", "stakeholder_update", "incident.update")
+RESOLVED = Wording(
+    "resolution_notice", "chat_resolved", "stakeholder_resolved", "incident.resolved"
+)
+
+
 def send_update(
     incident: Incident, update: IncidentUpdate, *, audiences: list[str], by, now: datetime
 ) -> Sent:
+    sent = _send(incident, update, audiences, UPDATE, f"update:{update.pk}", by=by, now=now)
+    _timeline(incident, "Update sent to", sent, now=now)
+    return sent
+
+
+def _send(incident, update, audiences, wording: Wording, reason: str, *, by, now) -> Sent:
+    """Say ``update`` to each of ``audiences`` in ``wording``; ``reason`` makes each message
+    once-only in the outbox."""
     sent = Sent()
     if Audience.INTERNAL in audiences:
         send_internal(
             incident,
-            email_template="progress_update",
-            chat_template="chat_update",
-            reason=f"update:{update.pk}",
-            event="incident.update",
+            email_template=wording.email,
+            chat_template=wording.chat,
+            reason=reason,
+            event=wording.event,
             update=update,
             by=by,
             now=now,
@@ -487,8 +538,8 @@ def send_update(
     if Audience.STAKEHOLDERS in audiences:
         send_stakeholders(
             incident,
-            template="stakeholder_update",
-            reason=f"update:{update.pk}:stakeholders",
+            template=wording.stakeholders,
+            reason=f"{reason}:stakeholders",
             update=update,
             public_text=update.public_text or latest_public_text(incident, now=now),
             by=by,
@@ -497,7 +548,6 @@ def send_update(
         )
     if Audience.PUBLIC in audiences and update.public_text:
         post_to_status_page(incident, update, by=by, now=now, sent=sent)
-    _timeline(incident, "Update sent to", sent, now=now)
     return sent
 
 
@@ -557,34 +607,15 @@ def send_resolution(incident: Incident, *, by, now: datetime) -> Sent:
         context = rendering.public_context(incident, now=now, update=update)
         update.public_text = rendering.render("status_resolved", context).text.strip()
         update.save(update_fields=["public_text"])
+    # Responders always hear that it is over; the outbox reason carries the resolution time, so
+    # a reopened incident resolved again gets a notice of its own.
+    audiences = sorted({Audience.INTERNAL, *audiences}, key=Audience.values.index)
     reason = f"resolved:{incident.pk}:{now.isoformat()}"
-    sent = Sent()
-    send_internal(
-        incident,
-        email_template="resolution_notice",
-        chat_template="chat_resolved",
-        reason=reason,
-        event="incident.resolved",
-        update=update,
-        by=by,
-        now=now,
-        sent=sent,
-    )
-    if Audience.STAKEHOLDERS in audiences:
-        send_stakeholders(
-            incident,
-            template="stakeholder_resolved",
-            reason=f"{reason}:stakeholders",
-            update=update,
-            public_text=update.public_text or latest_public_text(incident, now=now),
-            by=by,
-            now=now,
-            sent=sent,
-        )
+    sent = _send(incident, update, audiences, RESOLVED, reason, by=by, now=now)
+    if sent.status_page:
+        state.refresh_from_db()  # post_to_status_page saved its own copy of the row
+    if sent.stakeholders:
         state.last_stakeholder_email_at = now
-    if Audience.PUBLIC in audiences:
-        post_to_status_page(incident, update, by=by, now=now, sent=sent)
-        state.refresh_from_db()
     state.last_update_at = now
     from . import cadence
 

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from comms import outbox
+from comms.services import send_logged
 from incidents.models import Incident
 from ops.people import display_name
 
@@ -367,7 +368,7 @@ def _reminder_body(handoff: Handoff) -> str:
 def _mail(subject: str, body: str, to: list[str], *, reason: str, user=None) -> None:
     """Through the notification outbox, in this run's transaction: delivery is tracked, retried
     and visible in the admin's delivery log like every other message."""
-    outbox.queue(
+    send_logged(
         [
             outbox.Message(
                 reason=reason,

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from comms import outbox
+from comms.services import send_logged
 from incidents import reviews
 from incidents.models import ActionItem, Review
 from ops.people import display_name
@@ -40,7 +41,7 @@ def _send(reason: str, people, subject: str, body: str, incident) -> int:
         for person in people
         if person is not None and person.email
     ]
-    outbox.queue(messages)
+    send_logged(messages)
     return len(messages)
 
 

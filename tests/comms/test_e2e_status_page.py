@@ -5,9 +5,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from comms.models import (
     Audience,
@@ -20,9 +19,8 @@ from comms.models import (
 )
 from incidents import services
 from incidents.models import Service, Status
-from ops.testing import IN_CI
 from tests.incidents.factories import UserFactory, declare
-from tests.incidents.test_e2e_admin import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.incidents.test_e2e_admin import SCREENSHOTS, browser_page
 
 pytestmark = pytest.mark.slow
 
@@ -30,28 +28,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def phone(monkeypatch) -> Iterator[Page]:
     """A 390x844 viewport at twice the pixel density, as a current phone shows the page."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)"
-        if IN_CI:
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    # As in tests/incidents/test_e2e_admin.py: the ORM calls happen between browser steps.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(
-                viewport={"width": 390, "height": 844},
-                device_scale_factor=2,
-                is_mobile=True,
-                has_touch=True,
-            )
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
-            connections.close_all()
+    yield from browser_page(
+        monkeypatch,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
 
 
 def populate(now) -> None:

@@ -45,8 +45,8 @@ def restore_groups() -> None:
     restore_migration_data()
 
 
-@pytest.fixture
-def page(monkeypatch) -> Iterator[Page]:
+def browser_page(monkeypatch, **context_options) -> Iterator[Page]:
+    """A page of a fresh headless Chromium context (``context_options``: viewport, scale ...)."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)"
         if IN_CI:
@@ -59,7 +59,7 @@ def page(monkeypatch) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(**context_options)
             page = context.new_page()
             page.set_default_timeout(15_000)
             yield page
@@ -69,6 +69,11 @@ def page(monkeypatch) -> Iterator[Page]:
             # context-local slot that its own teardown never sees; an open one would stop the
             # test database from being dropped at the end of the session.
             connections.close_all()
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator[Page]:
+    yield from browser_page(monkeypatch, viewport={"width": 1280, "height": 900})
 
 
 def log_in(page: Page, base_url: str, username: str) -> None:
