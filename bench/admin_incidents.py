@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchdb import (  # noqa: E402
+    empty_incident_tables,
     ensure_database,
     pick_status,
     setup_django,
@@ -96,17 +97,6 @@ class World:
     responder: object
     target_pk: int | None = None
     newest_day: object = None
-
-
-def empty_incident_tables() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_incident_affected_services, "
-            "incidents_timelineentry, incidents_incidentrole, incidents_checklistitem, "
-            "incidents_historicalincident, incidents_dailysequence RESTART IDENTITY CASCADE"
-        )
 
 
 def prepare_world() -> World:
@@ -553,7 +543,12 @@ def main() -> int:
     from django.utils import timezone
 
     print(f"Database {name}; sizes {', '.join(map(str, sizes))}; {RUNS} runs after 1 warm-up.")
-    empty_incident_tables()
+    empty_incident_tables(
+        "incidents_incident_affected_services",
+        "incidents_timelineentry",
+        "incidents_incidentrole",
+        "incidents_checklistitem",
+    )
     world = prepare_world()
     now = timezone.now()
     results = []

@@ -74,3 +74,15 @@ def update_daily_sequences() -> None:
             "ON CONFLICT (day) DO UPDATE SET last = EXCLUDED.last"
         )
         cursor.execute("ANALYZE")
+
+
+def empty_incident_tables(*also: str) -> None:
+    """Empty the incidents (and the tables in ``also``) and restart their ids. CASCADE takes
+    alerts, escalations, fired steps, notifications, timelines, roles ... with them."""
+    from django.db import connection
+
+    tables = ", ".join(
+        ["incidents_incident", "incidents_historicalincident", "incidents_dailysequence", *also]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

@@ -42,12 +42,9 @@ first then takes only the default queue); ``--cpu-hogs N`` runs N busy loops dur
 
 import argparse
 import email
-import logging
 import math
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,7 +57,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import empty_incident_tables, ensure_database, setup_django  # noqa: E402
+from harness import (  # noqa: E402
+    Proc,
+    celery_env,
+    celery_process,
+    flush_redis,
+    free_port,
+    machine_cpu,
+    smtp_server,
+    wait_until,
+)
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -77,6 +84,7 @@ SEVERITY = "P3"
 ADDRESS = "oncall@bench.example.com"
 AIM_P99, AIM_MAX = 1.0, 2.0  # seconds
 SLICE = 10.0  # seconds per slice of the lateness-over-time table
+REDIS_DB = 14
 
 
 # --- the mail server --------------------------------------------------------------------------
@@ -104,83 +112,6 @@ class Recorder:
             return list(self.messages)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-class Proc:
-    """A Celery process of ours, in its own session so that it and its pool children can be
-    stopped together by its process group id; its output goes to a log file."""
-
-    def __init__(self, name: str, args: list[str], env: dict, logdir: Path) -> None:
-        self.name = name
-        self.log = logdir / f"{name}.log"
-        self._file = self.log.open("wb")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, needle: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.text():
-                return True
-            if self.popen.poll() is not None:
-                return False
-            time.sleep(0.2)
-        return False
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        self._file.close()
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    total = sum(fields[:8])
-    idle = fields[3] + fields[4]
-    tick = os.sysconf("SC_CLK_TCK")
-    return (total - idle) / tick, total / tick
-
-
-def group_cpu(pgid: int) -> float:
-    """CPU seconds used so far by the live processes of a process group (a Celery process and
-    its pool children)."""
-    used = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:  # a process may end between the listing and the read
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            used += int(fields[11]) + int(fields[12])
-    return used / os.sysconf("SC_CLK_TCK")
-
-
 class CpuSampler(threading.Thread):
     """Every second: the machine's busy CPU seconds and those of our worker and beat process
     groups and of this process, so that load from anything else shows beside the figures."""
@@ -194,7 +125,7 @@ class CpuSampler(threading.Thread):
     def sample(self) -> None:
         busy, total = machine_cpu()
         row = {"at": time.time(), "busy": busy, "total": total, "own": time.process_time()}
-        row.update({proc.name: group_cpu(proc.popen.pid) for proc in self.procs})
+        row.update({proc.name: proc.cpu() for proc in self.procs})
         self.samples.append(row)
 
     def run(self) -> None:
@@ -227,41 +158,7 @@ class CpuSampler(threading.Thread):
         return used
 
 
-def celery_env(port: int) -> dict:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=os.environ["DATABASE_URL"],
-        REDIS_URL=os.environ["REDIS_URL"],
-        DEBUG="true",
-        EMAIL_URL=f"smtp://127.0.0.1:{port}",
-    )
-    return env
-
-
 # --- setting up -------------------------------------------------------------------------------
-
-
-def flush_redis() -> None:
-    import redis
-
-    url = os.environ["REDIS_URL"]
-    if not url.rstrip("/").endswith("/14"):
-        sys.exit(
-            f"REDIS_URL {url}: this benchmark flushes its Redis database before and after; "
-            "give it database 14 (redis://host:6379/14), the benchmarks' own."
-        )
-    redis.Redis.from_url(url).flushdb()
-
-
-def empty_incident_tables() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        # CASCADE takes escalations, fired steps, notifications, timeline, roles ... with it.
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_historicalincident, incidents_dailysequence "
-            "RESTART IDENTITY CASCADE"
-        )
 
 
 def prepare_policy():
@@ -303,15 +200,6 @@ def declare(severity, by, title: str, declared_at: datetime):
     from incidents.services import declare_incident
 
     return declare_incident(title=title, severity=severity, by=by, now=declared_at)
-
-
-def wait_until(predicate, timeout: float, step: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -408,7 +296,6 @@ def main() -> int:
     os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{port}"
     name = ensure_database(os.environ["DATABASE_URL"], "incident tables")
     setup_django()
-    from aiosmtpd.controller import Controller
     from django.db import close_old_connections
     from django.db.models import Count
     from django.utils import timezone
@@ -416,8 +303,7 @@ def main() -> int:
     from comms.models import Notification
     from escalation.models import FiredStep
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
-    flush_redis()
+    flush_redis(REDIS_DB, whose="the benchmarks' own", needed=True)
     empty_incident_tables()
     severity, declarer = prepare_policy()
     import celery
@@ -436,15 +322,14 @@ def main() -> int:
     )
 
     recorder = Recorder()
-    smtp = Controller(recorder, hostname="127.0.0.1", port=port)
-    smtp.start()
+    smtp = smtp_server(recorder, port)
     logdir = Path(tempfile.mkdtemp(prefix="escalation-lateness-"))
     env = celery_env(port)
 
     def start_worker(name: str, queues: str, concurrency: int) -> Proc:
         argv = ["worker", "--loglevel", "INFO", "--queues", queues]
         argv += ["--concurrency", str(concurrency), "--hostname", f"bench-{name}@%h"]
-        return Proc(name, argv, env, logdir)
+        return celery_process(name, argv, env, logdir)
 
     if args.notify_concurrency:
         workers = [
@@ -453,24 +338,20 @@ def main() -> int:
         ]
     else:
         workers = [start_worker("worker", "default,notifications", args.concurrency)]
-    beat = Proc("beat", ["beat", "--loglevel", "INFO", "--pidfile="], env, logdir)
+    beat = celery_process("beat", ["beat", "--loglevel", "INFO", "--pidfile="], env, logdir)
     procs = [*workers, beat]
     hogs: list[subprocess.Popen] = []
     try:
         for worker in workers:
-            if not worker.wait_for(" ready.", 60):
-                print(worker.text()[-3000:])
-                sys.exit(f"The {worker.name} did not start (log above).")
-        if not beat.wait_for("beat: Starting", 30):
-            print(beat.text()[-3000:])
-            sys.exit("Beat did not start (log above).")
+            worker.expect(" ready.", 60, f"The {worker.name}")
+        beat.expect("beat: Starting", 30, "Beat")
 
         # Warm-up: a few incidents due at once, so each pool process has its connection, its
         # templates and its imports before the window.
         now = timezone.now()
         for n in range(WARMUP):
             declare(severity, declarer, f"Warm-up {n}", now - DELAY)
-        if not wait_until(lambda: recorder.count() >= WARMUP, 30):
+        if not wait_until(lambda: recorder.count() >= WARMUP, 30, step=0.25):
             sys.exit(f"Warm-up: {recorder.count()} of {WARMUP} emails arrived in 30 s.")
         # The declaration rate, from a few incidents declared now: their step is due long
         # after the run (its wake-up dies with the worker).
@@ -615,7 +496,7 @@ def main() -> int:
         f"(firing is {share:.0%} of the mean lateness)"
     )
     status = 0 if met else 1
-    flush_redis()
+    flush_redis(REDIS_DB, whose="the benchmarks' own", needed=True)
     if args.keep_logs or not met:
         print(f"Celery logs: {logdir}")
     else:

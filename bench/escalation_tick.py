@@ -44,7 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import empty_incident_tables, ensure_database, setup_django  # noqa: E402
+from harness import flush_redis  # noqa: E402
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -61,33 +62,10 @@ RUNS = 7
 PER_DAY = 200  # bulk incidents per UTC day, on days before today (declare uses today)
 CHUNK = 5_000
 SEVERITY = "P1"
+REDIS_DB = 14
 
 
 # --- setting up -------------------------------------------------------------------------------
-
-
-def flush_redis() -> None:
-    import redis
-
-    url = os.environ["REDIS_URL"]
-    if not url.rstrip("/").endswith("/14"):
-        print(f"Not flushing {url}: only Redis database 14 is the benchmarks' own.")
-        return
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except redis.RedisError as exc:
-        print(f"Redis at {url} unreachable ({exc}); dispatches will fail fast and be skipped.")
-
-
-def empty_incident_tables() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        # CASCADE takes escalations, fired steps, notifications, timeline, roles ... with it.
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_historicalincident, incidents_dailysequence "
-            "RESTART IDENTITY CASCADE"
-        )
 
 
 def prepare_organisation():
@@ -332,7 +310,12 @@ def main() -> int:
     from escalation.models import FiredStep
 
     print(f"Database {name}, Redis {os.environ['REDIS_URL']}, {os.cpu_count()} CPUs.")
-    flush_redis()
+    flush_redis(
+        REDIS_DB,
+        whose="the benchmarks' own",
+        needed=False,
+        unreachable="dispatches will fail fast and be skipped.",
+    )
     empty_incident_tables()
     people = prepare_organisation()
     now = timezone.now()
@@ -420,7 +403,12 @@ def main() -> int:
             print(f"| {count} | {total:.1f} | `{sql}` |")
 
     connection.close()
-    flush_redis()
+    flush_redis(
+        REDIS_DB,
+        whose="the benchmarks' own",
+        needed=False,
+        unreachable="dispatches will fail fast and be skipped.",
+    )
     return 0 if flat else 1
 
 

@@ -53,10 +53,7 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -68,14 +65,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import empty_incident_tables, ensure_database, setup_django  # noqa: E402
+from harness import Proc, flush_redis, free_port  # noqa: E402
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
 os.environ["HTTPS"] = "false"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_ingest")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
-OWN_REDIS_DB = "/13"
+REDIS_DB = 13
 # django.test.Client (the in-process part) talks to the host "testserver".
 os.environ["ALLOWED_HOSTS"] = "testserver,localhost,127.0.0.1"
 # This process's own log lines ("declared ... by bench") would only clutter the report; the
@@ -102,12 +100,8 @@ def prepare_database() -> str:
 
     call_command("load_policy", "default", "--if-empty", verbosity=0)
     call_command("load_escalation_policies", "--missing", verbosity=0)
+    empty_incident_tables()
     with connection.cursor() as cursor:
-        # CASCADE takes alerts, escalations, timelines, roles ... with the incidents.
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_historicalincident, incidents_dailysequence "
-            "RESTART IDENTITY CASCADE"
-        )
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS bench_ping "
             "(id bigserial PRIMARY KEY, at timestamptz NOT NULL, body jsonb NOT NULL)"
@@ -118,19 +112,6 @@ def prepare_database() -> str:
     return integration.key
 
 
-def flush_redis() -> None:
-    import redis
-
-    url = os.environ["REDIS_URL"]
-    if not url.rstrip("/").endswith(OWN_REDIS_DB):
-        print(f"Not flushing {url}: only Redis database 13 is this benchmark's own.")
-        return
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except redis.RedisError as exc:
-        print(f"Redis at {url} unreachable ({exc}); wake-ups will fail fast and be skipped.")
-
-
 def counts() -> dict[str, int]:
     from incidents.models import Incident
     from integrations.models import Alert
@@ -139,29 +120,6 @@ def counts() -> dict[str, int]:
 
 
 # --- the server ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of every process in a process group (the gunicorn master and workers),
-    from /proc."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
 
 
 class Server:
@@ -204,20 +162,12 @@ class Server:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "INFO",
         }
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = Proc("gunicorn", command, env, log_path)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if self.process.popen.poll() is not None:
                 raise SystemExit(f"gunicorn exited:\n{self.log_path.read_text()[-3000:]}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
@@ -230,14 +180,7 @@ class Server:
         raise SystemExit(f"gunicorn did not answer in {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+        self.process.stop()
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -335,14 +278,14 @@ def drive(server, path: str, body, seconds: float, concurrency: int, name: str) 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
-    server_cpu, client_cpu = group_cpu_seconds(server.proc.pid), time.process_time()
+    server_cpu, client_cpu = server.process.cpu(), time.process_time()
     began = time.perf_counter()
     stop_at[0] = began + seconds
     start.wait()
     for thread in threads:
         thread.join()
     run.seconds = time.perf_counter() - began
-    run.server_cpu = group_cpu_seconds(server.proc.pid) - server_cpu
+    run.server_cpu = server.process.cpu() - server_cpu
     run.client_cpu = time.process_time() - client_cpu
     return run
 
@@ -477,7 +420,12 @@ def main() -> int:
     name = ensure_database(os.environ["DATABASE_URL"], "incident, alert and bench_ping tables")
     setup_django()
     key = prepare_database()
-    flush_redis()
+    flush_redis(
+        REDIS_DB,
+        whose="this benchmark's own",
+        needed=False,
+        unreachable="wake-ups will fail fast and be skipped.",
+    )
     run_id = uuid.uuid4().hex[:6]
     distinct, repeated, pool = scenarios(key, args.keys, run_id)
 
@@ -537,7 +485,12 @@ def main() -> int:
     )
     print(f"Database now: {counts()}")
     in_process(key, run_id, args.profile)
-    flush_redis()
+    flush_redis(
+        REDIS_DB,
+        whose="this benchmark's own",
+        needed=False,
+        unreachable="wake-ups will fail fast and be skipped.",
+    )
     return 0 if ok else 1
 
 

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchdb import (  # noqa: E402
+    empty_incident_tables,
     ensure_database,
     pick_status,
     setup_django,
@@ -80,19 +81,6 @@ TITLES = (
 
 
 # --- filling ----------------------------------------------------------------------------------
-
-
-def empty_tables() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_incident_affected_services, "
-            "incidents_incidentrole, incidents_timelineentry, incidents_checklistitem, "
-            "incidents_review, incidents_actionitem, incidents_historicalincident, "
-            "incidents_historicalreview, incidents_historicalactionitem, "
-            "incidents_dailysequence RESTART IDENTITY CASCADE"
-        )
 
 
 @dataclass
@@ -502,7 +490,16 @@ def main() -> int:
         print(f"Database {name}: measuring the {count:,} incidents already there.")
     else:
         print(f"Database {name}: filling {args.incidents:,} incidents over {DAYS} days ...")
-        empty_tables()
+        empty_incident_tables(
+            "incidents_incident_affected_services",
+            "incidents_incidentrole",
+            "incidents_timelineentry",
+            "incidents_checklistitem",
+            "incidents_review",
+            "incidents_actionitem",
+            "incidents_historicalreview",
+            "incidents_historicalactionitem",
+        )
         seconds = fill(args.incidents, world, now)
         count = args.incidents
         print(f"Filled in {seconds:.1f} s.")

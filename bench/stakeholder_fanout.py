@@ -35,14 +35,10 @@ status is 1 when a run lost or repeated a message.
 """
 
 import argparse
-import logging
 import math
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +48,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchdb import ensure_database, setup_django  # noqa: E402
+from benchdb import empty_incident_tables, ensure_database, setup_django  # noqa: E402
+from harness import (  # noqa: E402
+    Proc,
+    celery_env,
+    celery_process,
+    flush_redis,
+    free_port,
+    machine_cpu,
+    smtp_server,
+    wait_until,
+)
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DEBUG"] = "true"
@@ -65,7 +71,7 @@ WORKERS = 2
 WARMUP = 20  # warm-up messages, in batches of WARMUP_BATCH
 WARMUP_BATCH = 5
 TIMEOUT = 300.0  # seconds to wait for a run's messages
-REDIS_DB = "12"
+REDIS_DB = 12
 
 # --- the mail server --------------------------------------------------------------------------
 
@@ -78,6 +84,10 @@ class Counter:
         self.connections = 0  # SMTP sessions created: one per accepted TCP connection
         self.greetings = 0  # EHLO or HELO
         self.messages: list[tuple[float, tuple, int]] = []  # (perf_counter, peer, recipients)
+
+    def connected(self) -> None:
+        with self.lock:
+            self.connections += 1
 
     def mark(self) -> tuple[int, int, int]:
         with self.lock:
@@ -126,103 +136,23 @@ class Hooks:
         return "250 Message accepted for delivery"
 
 
-def counting_controller(counter: Counter, port: int):
-    from aiosmtpd.controller import Controller
-
-    class CountingController(Controller):
-        def factory(self):  # called once per accepted connection
-            with counter.lock:
-                counter.connections += 1
-            return super().factory()
-
-    return CountingController(
-        Hooks(counter), hostname="127.0.0.1", port=port, server_hostname="smtp.bench.invalid"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- the worker -------------------------------------------------------------------------------
 
 
-class Worker:
-    """``celery -A config worker --queues notifications`` in its own session, so that it and its
-    pool children stop together by its process group id; its output goes to a log file."""
-
-    def __init__(self, name: str, concurrency: int, env: dict, logdir: Path):
-        self.name = name
-        self.log = logdir / f"{name}.log"
-        self._file = self.log.open("wb")
-        args = ["-A", "config", "worker", "--loglevel", "INFO", "--queues", "notifications"]
-        args += ["--concurrency", str(concurrency), "--pool", "prefork"]
-        args += ["--hostname", f"bench-fanout-{name}@%h"]
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self._file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if " ready." in self.text():
-                return
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.2)
-        print(self.text()[-3000:])
-        raise SystemExit(f"The {self.name} worker did not start (log above).")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        self._file.close()
+def start_worker(name: str, concurrency: int, env: dict, logdir: Path) -> Proc:
+    """``celery -A config worker --queues notifications``: it and its pool children stop
+    together; its output goes to a log file."""
+    args = ["worker", "--loglevel", "INFO", "--queues", "notifications"]
+    args += ["--concurrency", str(concurrency), "--pool", "prefork"]
+    args += ["--hostname", f"bench-fanout-{name}@%h"]
+    return celery_process(name, args, env, logdir)
 
 
-def group_cpu(pgid: int) -> float:
-    """CPU seconds used so far by the live processes of a process group (the worker and its
-    pool children)."""
-    used = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:  # a process may end between the listing and the read
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            used += int(fields[11]) + int(fields[12])
-    return used / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(worker: Worker) -> dict:
+def cpu_snapshot(worker: Proc) -> dict:
     """Busy and total CPU seconds of the machine (/proc/stat), and those of the worker's
     processes and of this one (the SMTP server's thread is in it)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    return {
-        "busy": (sum(fields[:8]) - fields[3] - fields[4]) / tick,
-        "total": sum(fields[:8]) / tick,
-        "worker": group_cpu(worker.popen.pid),
-        "own": time.process_time(),
-    }
+    busy, total = machine_cpu()
+    return {"busy": busy, "total": total, "worker": worker.cpu(), "own": time.process_time()}
 
 
 def cores(before: dict, after: dict) -> dict:
@@ -248,34 +178,17 @@ def task_runtimes(log: str) -> list[float]:
 # --- setting up -------------------------------------------------------------------------------
 
 
-def flush_redis() -> None:
-    import redis
-
-    url = os.environ["REDIS_URL"]
-    if url.rstrip("/").rsplit("/", 1)[-1] != REDIS_DB:
-        sys.exit(
-            f"REDIS_URL {url}: this benchmark flushes its Redis database before and after; "
-            f"give it database {REDIS_DB} (redis://host:6379/{REDIS_DB}), its own."
-        )
-    redis.Redis.from_url(url).flushdb()
-
-
 def prepare(stakeholders: int):
     """Empty tables, the default scale and types, the lists, a P0 and a P3 incident."""
     from django.contrib.auth import get_user_model
-    from django.db import connection
 
     from comms.models import Stakeholder, StakeholderList
     from incidents.models import SeverityLevel
     from incidents.policy import load_playbooks, load_policy
     from incidents.services import declare_incident
 
-    with connection.cursor() as cursor:
-        # CASCADE takes notifications, updates, communications, timeline ... with them.
-        cursor.execute(
-            "TRUNCATE incidents_incident, incidents_historicalincident, incidents_dailysequence, "
-            "comms_stakeholderlist RESTART IDENTITY CASCADE"
-        )
+    # CASCADE takes notifications, updates, communications, timeline ... with them.
+    empty_incident_tables("comms_stakeholderlist")
     load_policy("default")
     load_playbooks()
     p0 = SeverityLevel.objects.get(code="P0", is_active=True)
@@ -303,15 +216,6 @@ def prepare(stakeholders: int):
     incident = declare_incident(title="Bench: checkout down everywhere", severity=p0, by=commander)
     warmup = declare_incident(title="Bench: warm-up", severity=p3, by=commander)
     return incident, warmup, commander
-
-
-def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -366,7 +270,7 @@ def run(counter, worker, incident, by, *, n: int, label: str, batch: int, expect
     before = cpu_snapshot(worker)
     update, took, dispatch_s, queries, reached, started = post(incident, by, n, label)
     called = cpu_snapshot(worker)
-    done = wait_until(lambda: counter.received() - mark[2] >= expected, TIMEOUT)
+    done = wait_until(lambda: counter.received() - mark[2] >= expected, TIMEOUT, step=0.05)
     delivered = cpu_snapshot(worker)
     time.sleep(1.0)  # a repeat, or a straggling connection, would show up now
     seen = counter.since(mark)
@@ -439,8 +343,7 @@ def main() -> int:
     import celery
     import django
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
-    flush_redis()
+    flush_redis(REDIS_DB, whose="its own", needed=True)
     incident, warmup, commander = prepare(args.stakeholders)
     print(
         f"Database {name}, Redis {os.environ['REDIS_URL']}, Django {django.__version__}, Celery "
@@ -450,15 +353,19 @@ def main() -> int:
     )
 
     counter = Counter()
-    smtp = counting_controller(counter, port)
-    smtp.start()
+    smtp = smtp_server(
+        Hooks(counter),
+        port,
+        on_connection=counter.connected,
+        server_hostname="smtp.bench.invalid",
+    )
     logdir = Path(tempfile.mkdtemp(prefix="stakeholder-fanout-"))
-    env = dict(os.environ, DEBUG="true", EMAIL_URL=f"smtp://127.0.0.1:{port}")
+    env = celery_env(port)
     plan = [("batched", args.batch_size), ("baseline, one connection per message", 1)]
     results = []
-    worker = Worker("notifier", args.workers, env, logdir)
+    worker = start_worker("notifier", args.workers, env, logdir)
     try:
-        worker.wait_ready()
+        worker.expect(" ready.", 60, "The notifier worker")
         # Warm-up: each pool process gets its imports, database connection and templates.
         warm = run(
             counter,
@@ -488,7 +395,7 @@ def main() -> int:
     finally:
         worker.stop()
         smtp.stop()
-        flush_redis()
+        flush_redis(REDIS_DB, whose="its own", needed=True)
 
     batched, baseline = results[0], results[1]
     ratio = baseline["seconds"] / batched["seconds"]

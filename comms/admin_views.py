@@ -1,17 +1,20 @@
 """The incident's communications pages in the admin: post an update, log a message sent by
 hand, set its public face. Thin shells over ``comms.services``."""
 
+import functools
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from incidents.models import Incident, Status
 from incidents.services import IncidentError
 
-from . import rendering, services
+from . import services
 from .forms import ManualMessageForm, PublicFaceForm, UpdateForm
 from .models import Audience
 
@@ -31,6 +34,21 @@ def _incident(request, pk: int, *, work: bool = True) -> Incident:
     return incident
 
 
+def _open_record(view):
+    """The view gets the incident, visible and workable; a closed incident is a finished record
+    (the panel offers no buttons), so it is sent back with a message."""
+
+    @functools.wraps(view)
+    def wrapped(request, pk: int):
+        incident = _incident(request, pk)
+        if incident.status == Status.CLOSED:
+            messages.error(request, f"{incident.public_id} is closed.")
+            return _back(incident)
+        return view(request, incident)
+
+    return wrapped
+
+
 def _back(incident: Incident, anchor: str = "communications") -> HttpResponseRedirect:
     url = reverse("admin:incidents_incident_change", args=[incident.pk])
     return HttpResponseRedirect(f"{url}#{anchor}")
@@ -48,11 +66,8 @@ def _context(request, incident: Incident, title: str, **extra) -> dict:
     }
 
 
-def post_update_view(request, pk: int):
-    incident = _incident(request, pk)
-    if incident.status == Status.CLOSED:
-        messages.error(request, f"{incident.public_id} is closed.")
-        return _back(incident)
+@_open_record
+def post_update_view(request, incident: Incident):
     now = timezone.now()
     state = services.state_of(incident)
     defaults = services.default_audiences(incident, state, now)
@@ -84,23 +99,17 @@ def post_update_view(request, pk: int):
                 return _back(incident)
     else:
         latest = incident.updates.order_by("-posted_at", "-pk").first()
-        suggestion = "status_update" if latest and latest.public_text else "status_investigating"
-        public_text = rendering.render(
-            suggestion, rendering.public_context(incident, now=now)
-        ).text.strip()
         form = UpdateForm(
             initial={
                 "status": incident.status,
                 "impact": latest.impact if latest else incident.impact_scope,
                 "eta": latest.eta if latest else "",
-                "public_text": public_text if Audience.PUBLIC in defaults else "",
+                "public_text": services.suggested_public_text(incident, latest, now=now)
+                if Audience.PUBLIC in defaults
+                else "",
                 "audiences": defaults,
             }
         )
-    audience_info = {
-        Audience.INTERNAL: len(services.internal_recipients(incident)),
-        Audience.STAKEHOLDERS: len(services.stakeholders_for(incident)),
-    }
     return render(
         request,
         "admin/comms/post_update.html",
@@ -111,19 +120,15 @@ def post_update_view(request, pk: int):
             form=form,
             state=state,
             defaults=defaults,
-            responders=audience_info[Audience.INTERNAL],
-            stakeholders=audience_info[Audience.STAKEHOLDERS],
+            responders=len(services.internal_recipients(incident)),
+            stakeholders=len(services.stakeholders_for(incident)),
             is_public=state.is_public and not incident.is_security,
         ),
     )
 
 
-def log_message_view(request, pk: int):
-    incident = _incident(request, pk)
-    if incident.status == Status.CLOSED:
-        # A closed incident is a finished record (the panel offers no button either).
-        messages.error(request, f"{incident.public_id} is closed.")
-        return _back(incident)
+@_open_record
+def log_message_view(request, incident: Incident):
     if request.method == "POST":
         form = ManualMessageForm(request.POST)
         if form.is_valid():
@@ -153,21 +158,14 @@ def log_message_view(request, pk: int):
     )
 
 
-def public_face_view(request, pk: int):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    incident = _incident(request, pk)
-    if incident.status == Status.CLOSED:
-        messages.error(request, f"{incident.public_id} is closed.")
-        return _back(incident)
+@require_POST
+@_open_record
+def public_face_view(request, incident: Incident):
     state = services.state_of(incident)
     form = PublicFaceForm(request.POST, instance=state)
     if not form.is_valid():
         for field, errors in form.errors.items():
             messages.error(request, f"{field}: {' '.join(errors)}")
-        return _back(incident)
-    if form.cleaned_data["is_public"] and incident.is_security:
-        messages.error(request, "A security incident is never shown on the status page.")
         return _back(incident)
     try:
         services.set_public_face(
@@ -177,7 +175,7 @@ def public_face_view(request, pk: int):
             impact=form.cleaned_data["public_impact"],
             by=request.user,
         )
-    except IncidentError as exc:  # flagged security since the page was read
+    except IncidentError as exc:  # a security incident is never public
         messages.error(request, exc.message)
         return _back(incident)
     messages.success(request, "Status page settings saved.")

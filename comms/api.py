@@ -3,7 +3,6 @@
 sent by hand. Incidents are found and guarded as ``incidents.api`` does: the same group
 permissions, and a security incident is a 404 to a key whose user may not see it."""
 
-from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.fields import empty
@@ -13,7 +12,7 @@ from incidents.api import ERRORS, GroupPermissions, IncidentViewSet
 from incidents.models import Incident, Status
 
 from . import services
-from .models import Audience, Communication, IncidentUpdate, Notification
+from .models import Audience, Communication, IncidentUpdate
 
 # A message sent by hand goes by one of these; email, webhooks and the status page are the
 # portal's own channels and are logged when it sends.
@@ -151,7 +150,7 @@ class CommunicationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_delivery(self, obj) -> dict[str, int]:
-        return self.context.get("delivery", {}).get(obj.pk, {})
+        return obj.delivery
 
 
 class ManualCommunicationSerializer(serializers.Serializer):
@@ -186,24 +185,6 @@ class IncidentScopedView(generics.GenericAPIView):
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
-
-
-def _sent(update: IncidentUpdate, sent: services.Sent) -> services.Sent:
-    """The resolution notice is sent by the status change (``send_resolution``), and
-    ``post_update`` hands back only the messages it logged: count whom they reached."""
-    if update.kind != IncidentUpdate.Kind.RESOLUTION:
-        return sent
-    counted = services.Sent(communications=sent.communications)
-    for communication in sent.communications:
-        if communication.audience == Audience.PUBLIC:
-            counted.status_page = True
-        elif communication.audience == Audience.STAKEHOLDERS:
-            counted.stakeholders += communication.recipient_count
-        elif communication.channel == Communication.Channel.WEBHOOK:
-            counted.webhooks += communication.recipient_count
-        elif communication.channel == Communication.Channel.EMAIL:
-            counted.responders += communication.recipient_count
-    return counted
 
 
 class IncidentUpdatesView(IncidentScopedView):
@@ -248,10 +229,7 @@ class IncidentUpdatesView(IncidentScopedView):
             ),
             by=request.user,
         )
-        if update.kind == IncidentUpdate.Kind.RESOLUTION:
-            # The resolution notice wrote the status page's words onto the update.
-            update.refresh_from_db()
-        update.sent = _sent(update, sent)
+        update.sent = sent
         return Response(PostedUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
 
@@ -269,11 +247,14 @@ class IncidentCommunicationsView(IncidentScopedView):
         responses={200: CommunicationSerializer(many=True), **ERRORS},
     )
     def get(self, request, public_id=None):
-        log = self.get_object().communications.select_related("author").order_by("-at", "-pk")
-        page = self.paginate_queryset(log)
-        return self.get_paginated_response(
-            CommunicationSerializer(page, many=True, context=_delivery(page)).data
+        log = (
+            self.get_object()
+            .communications.with_delivery()
+            .select_related("author")
+            .order_by("-at", "-pk")
         )
+        page = self.paginate_queryset(log)
+        return self.get_paginated_response(CommunicationSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Log a message sent by hand (a call, a chat message, an email from a client)",
@@ -292,25 +273,7 @@ class IncidentCommunicationsView(IncidentScopedView):
             recipients=data["recipients"],
             by=request.user,
         )
-        return Response(
-            CommunicationSerializer(communication, context=_delivery([communication])).data,
-            status=status.HTTP_201_CREATED,
-        )
-
-
-def _delivery(communications) -> dict:
-    """Outbox states per logged message, counted in one query: a stakeholder email can have
-    thousands of rows, which a prefetch would load whole (bodies included)."""
-    counts: dict[int, dict[str, int]] = {c.pk: {} for c in communications}
-    rows = (
-        Notification.objects.filter(communication__in=list(counts))
-        .values_list("communication", "state")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for communication, state, n in rows:
-        counts[communication][state] = n
-    return {"delivery": counts}
+        return Response(CommunicationSerializer(communication).data, status=status.HTTP_201_CREATED)
 
 
 def urls() -> list:

@@ -23,13 +23,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from incidents.models import OPEN_STATUSES, Incident, IncidentRole, TimelineEntry
+from incidents import reviews
+from incidents.models import OPEN_STATUSES, Incident, TimelineEntry
 from incidents.services import record_event
 from ops.people import display_name
 
-from . import outbox, rendering
+from . import outbox, rendering, services
 from .models import Audience, CommsSettings, IncidentComms, IncidentUpdate
-from .services import send_logged
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,6 @@ def plan(incident: Incident, state: IncidentComms) -> None:
         state.next_status_page_due_at = incident.declared_at + page_within
     else:
         state.next_status_page_due_at = state.last_status_post_at + external if external else None
-
-
-def replan(incident: Incident) -> IncidentComms:
-    from .services import state_of
-
-    state = state_of(incident)
-    plan(incident, state)
-    state.save()
-    return state
 
 
 @dataclass(frozen=True)
@@ -177,14 +168,8 @@ def _each_due(condition: Q, act, limit: int) -> int:
 
 
 def commander_of(incident: Incident):
-    role = (
-        incident.roles.filter(role=IncidentRole.Role.COMMANDER, unassigned_at__isnull=True)
-        .select_related("user")
-        .first()
-    )
-    if role is not None:
-        return role.user
-    return incident.acknowledged_by or incident.declared_by
+    """Who is reminded: the commander, else whoever acknowledged or declared it."""
+    return reviews.commander(incident) or incident.acknowledged_by or incident.declared_by
 
 
 def _remind(state: IncidentComms, now: datetime) -> None:
@@ -213,7 +198,7 @@ def _remind(state: IncidentComms, now: datetime) -> None:
         f"{'overdue since' if late else 'due at'} {due:%Y-%m-%d %H:%M} UTC "
         f"({incident.severity.code}: every {every}).\n\nPost it here: {url}\n"
     )
-    communication = send_logged(
+    communication = services.send_logged(
         [
             outbox.Message(
                 reason=f"update-reminder:{incident.pk}:{due.isoformat()}",
@@ -237,24 +222,25 @@ def _remind(state: IncidentComms, now: datetime) -> None:
 
 
 def _scheduled_email(state: IncidentComms, now: datetime) -> None:
-    from .services import Sent, latest_public_text, send_stakeholders
-
     incident, due = state.incident, state.next_stakeholder_due_at
     latest = incident.updates.exclude(public_text="").order_by("-posted_at", "-pk").first()
-    sent = Sent()
-    send_stakeholders(
+    # The next due time first: the email announces it.
+    state.last_stakeholder_email_at = now
+    plan(incident, state)
+    state.save()
+    sent = services.Sent()
+    services.send_stakeholders(
         incident,
         template="stakeholder_update",
         reason=f"stakeholders:{incident.pk}:scheduled:{due.isoformat()}",
         update=latest,
-        public_text=latest_public_text(incident, now=now),
+        public_text=latest.public_text
+        if latest
+        else services.latest_public_text(incident, now=now),
         by=None,
         now=now,
         sent=sent,
     )
-    state.last_stakeholder_email_at = now
-    plan(incident, state)
-    state.save()
     if not sent.stakeholders:
         return  # nobody subscribed to this severity and these services: nothing to say
     record_event(
@@ -267,8 +253,6 @@ def _scheduled_email(state: IncidentComms, now: datetime) -> None:
 
 
 def _first_status_post(state: IncidentComms, now: datetime) -> None:
-    from .services import Sent, post_to_status_page
-
     incident = state.incident
     context = rendering.public_context(incident, now=now)
     text = rendering.render("status_investigating", context).text.strip()
@@ -280,7 +264,10 @@ def _first_status_post(state: IncidentComms, now: datetime) -> None:
         public_text=text,
         audiences=[Audience.PUBLIC],
     )
-    post_to_status_page(incident, update, by=None, now=now, sent=Sent())
+    state.last_status_post_at = now
+    plan(incident, state)
+    state.save()
+    services.post_to_status_page(incident, update, by=None, now=now, sent=services.Sent())
     record_event(
         incident,
         TimelineEntry.Kind.COMMUNICATION,

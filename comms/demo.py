@@ -97,6 +97,7 @@ def seed_comms_demo(now: datetime) -> list[str]:
     Idempotent: a list or update that exists is left alone."""
     from incidents.models import Incident, SeverityLevel
 
+    from .cadence import commander_of
     from .rendering import ensure_templates
     from .services import UpdateInput, post_update, set_public_face
 
@@ -112,11 +113,7 @@ def seed_comms_demo(now: datetime) -> list[str]:
     incident = Incident.objects.filter(title=P0_TITLE).first()
     if incident is None or incident.updates.exists() or not incident.is_open:
         return created
-    commander = (
-        incident.roles.filter(role="commander", unassigned_at__isnull=True).first()
-        or incident.roles.first()
-    )
-    author = commander.user if commander else incident.declared_by
+    author = commander_of(incident)
     set_public_face(
         incident,
         is_public=True,

@@ -246,6 +246,20 @@ class IncidentComms(models.Model):
     def __str__(self) -> str:
         return f"Communications of {self.incident_id}"
 
+    @property
+    def next_due_at(self):
+        """The soonest of the three due times, or None when nothing is owed."""
+        dues = [
+            due
+            for due in (
+                self.next_update_due_at,
+                self.next_stakeholder_due_at,
+                self.next_status_page_due_at,
+            )
+            if due is not None
+        ]
+        return min(dues, default=None)
+
 
 class IncidentUpdate(models.Model):
     """One update: what the commander wrote (or what the cadence sent for them)."""
@@ -279,6 +293,20 @@ class IncidentUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.posted_at:%Y-%m-%d %H:%M}"
+
+
+class CommunicationQuerySet(models.QuerySet):
+    def with_delivery(self):
+        """Each entry's outbox rows counted by state, in the same query: a stakeholder email can
+        have thousands of rows, whose bodies are not needed to count them."""
+        return self.annotate(
+            **{
+                f"delivery_{state}": models.Count(
+                    "notifications", filter=Q(notifications__state=state)
+                )
+                for state in Notification.State.values
+            }
+        )
 
 
 class Communication(models.Model):
@@ -319,12 +347,34 @@ class Communication(models.Model):
     subject = models.CharField(max_length=300, blank=True)
     body = models.TextField()
 
+    objects = CommunicationQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at", "-pk"]
         indexes = [models.Index(fields=["incident", "-at"], name="communication_incident_at")]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.get_audience_display()}: {self.subject}"
+
+    @property
+    def delivery(self) -> dict[str, int]:
+        """Outbox rows by state (read from ``with_delivery()``), the states with none left out."""
+        counts = {
+            state: getattr(self, f"delivery_{state}", 0) for state in Notification.State.values
+        }
+        return {state: n for state, n in counts.items() if n}
+
+    @property
+    def delivery_summary(self) -> str:
+        """ "3 sent, 1 pending", for the admin's log."""
+        if self.manual:
+            return "posted by hand"
+        if self.channel == self.Channel.STATUS_PAGE:
+            return "published"
+        counts = self.delivery
+        if not counts:
+            return "nobody to send to" if not self.recipient_count else "-"
+        return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
 class StakeholderList(models.Model):

@@ -51,9 +51,13 @@ def new_uid() -> uuid.UUID:
     return uuid.uuid4()
 
 
+def mail_domain() -> str:
+    """The domain of the sender address: the right-hand side of every id the portal mints."""
+    return settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
+
+
 def message_id(uid: uuid.UUID) -> str:
-    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
-    return f"<{uid}@{domain}>"
+    return f"<{uid}@{mail_domain()}>"
 
 
 def queue(messages: list[Message], *, now: datetime | None = None) -> list[Notification]:

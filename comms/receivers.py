@@ -22,16 +22,16 @@ def _on_incident_changed(sender, *, incident, change, now, by=None, **kwargs) ->
         war_room.open_if_required(incident, state, now=now, save=False)
         state.save()
         return
-    state = state_of(incident)
-    if change in ("declared", "severity", "flags"):
-        if incident.is_security and state.is_public:
-            # A security incident is never on the status page, whatever was set before.
-            state.is_public = False
-            state.save(update_fields=["is_public"])
-        war_room.open_if_required(incident, state, now=now)
     if change == "status" and incident.status == Status.RESOLVED:
         send_resolution(incident, by=by, now=now)
         return
-    if change in ("declared", "severity", "flags", "status"):
-        cadence.plan(incident, state)
-        state.save()
+    if change not in ("severity", "flags", "status"):
+        return  # an acknowledgement or a milestone owes nobody a message
+    state = state_of(incident)
+    if change != "status":
+        if incident.is_security:
+            # A security incident is never on the status page, whatever was set before.
+            state.is_public = False
+        war_room.open_if_required(incident, state, now=now, save=False)
+    cadence.plan(incident, state)
+    state.save()

@@ -12,7 +12,9 @@ from django.template import Context, Engine, TemplateSyntaxError
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents import reviews
 from incidents.sla import humanize
+from ops.people import display_name
 
 from .defaults import EMAIL, PUBLIC, TEMPLATES, TemplateDefault
 from .models import CommsSettings, IncidentUpdate, MessageTemplate
@@ -74,8 +76,8 @@ def render(key: str, context: dict) -> Rendered:
     return render_source(source(key), context, kind=default(key).kind)
 
 
-def reset(key: str) -> MessageTemplate:
-    """Put the shipped text back (the row stays, mirroring the default)."""
+def reset(key: str, *, by=None) -> MessageTemplate:
+    """Put the shipped text back (the row stays, mirroring the default); ``by``: who did."""
     shipped = default(key)
     row, _ = MessageTemplate.objects.update_or_create(
         key=key,
@@ -85,17 +87,19 @@ def reset(key: str) -> MessageTemplate:
             "body_html": shipped.body_html,
             "customised": False,
             "updated_at": timezone.now(),
-            "updated_by": None,
+            "updated_by": by,
         },
     )
     return row
 
 
 def ensure_templates() -> int:
-    """One row per shipped template; rows not customised follow the shipped text (bootstrap)."""
+    """One row per shipped template; rows not customised follow the shipped text (bootstrap,
+    and the admin's list). One query when nothing is missing or stale."""
+    rows = {row.key: row for row in MessageTemplate.objects.all()}
     changed = 0
     for key, shipped in TEMPLATES.items():
-        row = MessageTemplate.objects.filter(key=key).first()
+        row = rows.get(key)
         if row is None:
             MessageTemplate.objects.create(
                 key=key,
@@ -164,6 +168,11 @@ def public_title(incident, state=None) -> str:
     if state is not None and state.public_title:
         return state.public_title
     services = public_services(incident)
+    return fallback_title(services)
+
+
+def fallback_title(services: str) -> str:
+    """The public title of an incident whose commander gave none: what it disrupts."""
     return f"Service disruption: {services}" if services else "Service disruption"
 
 
@@ -171,11 +180,9 @@ def internal_context(
     incident, *, now: datetime, update: IncidentUpdate | None = None, **extra
 ) -> dict:
     """What responder-facing templates see: the incident itself and the latest update."""
-    from ops.people import display_name
-
     severity = incident.severity
     state = _comms(incident)
-    commander = incident.roles.filter(role="commander", unassigned_at__isnull=True).first()
+    commander = reviews.commander(incident)
     war_room = state.war_room_url if state and state.war_room_opened_at else ""
     end = incident.resolved_at or now
     context = {
@@ -185,7 +192,7 @@ def internal_context(
         "now": now,
         "elapsed": humanize(now - incident.declared_at),
         "impact": incident.impact_scope or incident.summary or "Being assessed",
-        "assigned_to": display_name(commander.user) if commander else "On-call engineer",
+        "assigned_to": display_name(commander) if commander else "On-call engineer",
         "next_update": state.next_update_due_at if state else None,
         "internal_update_every": spoken(severity.internal_update_every),
         "war_room": war_room,

@@ -11,6 +11,7 @@ transaction (sent once it commits, exactly once) and logged as a ``Communication
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,7 +20,7 @@ from incidents.models import OPEN_STATUSES, Incident, Status, TimelineEntry
 from incidents.services import IncidentError, change_status, record_event
 from ops.people import display_name
 
-from . import outbox, rendering, unsubscribe
+from . import cadence, outbox, rendering, unsubscribe
 from .models import (
     Audience,
     Communication,
@@ -37,8 +38,6 @@ def state_of(incident: Incident) -> IncidentComms:
     this app existed, or in tests that skip the signal)."""
     state = IncidentComms.objects.filter(incident=incident).first()
     if state is None:
-        from . import cadence
-
         state = IncidentComms(incident=incident, is_public=cadence.public_by_default(incident))
         cadence.plan(incident, state)
         state.save()
@@ -76,13 +75,14 @@ def internal_recipients(incident: Incident) -> dict[str, tuple[object | None, st
     for role in roles:
         if role.user.email:
             people.setdefault(role.user.email.lower(), (role.user, role.get_role_display()))
-    paged = (
+    paged = list(
         incident.notifications.filter(channel=EMAIL, reason__startswith="escalation:")
-        .select_related("user")
         .order_by("pk")
+        .values_list("recipient", "user_id")
     )
-    for row in paged:
-        people.setdefault(row.recipient.lower(), (row.user, "paged by the escalation"))
+    users = get_user_model().objects.in_bulk({user for _, user in paged if user})
+    for address, user in paged:
+        people.setdefault(address.lower(), (users.get(user), "paged by the escalation"))
     return people
 
 
@@ -111,8 +111,7 @@ def stakeholders_for(incident: Incident) -> list[Stakeholder]:
 def thread_headers(incident: Incident, audience: str) -> dict:
     """Every email about one incident to one audience names the same thread root, so mail
     clients group them (RFC 5322 In-Reply-To / References)."""
-    domain = outbox.message_id(outbox.new_uid()).rsplit("@", 1)[-1].rstrip(">")
-    root = f"<{incident.public_id}.{audience}@{domain}>"
+    root = f"<{incident.public_id}.{audience}@{outbox.mail_domain()}>"
     return {"In-Reply-To": root, "References": root}
 
 
@@ -130,19 +129,49 @@ class Sent:
     communications: list[Communication] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = []
-        if self.responders:
-            parts.append(f"{self.responders} responder{'s' if self.responders != 1 else ''}")
-        if self.webhooks:
-            parts.append(f"{self.webhooks} chat webhook{'s' if self.webhooks != 1 else ''}")
-        if self.stakeholders:
-            parts.append(f"{self.stakeholders} stakeholder{'s' if self.stakeholders != 1 else ''}")
+        parts = [
+            f"{count} {noun}{'s' if count != 1 else ''}"
+            for count, noun in (
+                (self.responders, "responder"),
+                (self.webhooks, "chat webhook"),
+                (self.stakeholders, "stakeholder"),
+            )
+            if count
+        ]
         if self.status_page:
             parts.append("the status page")
         return ", ".join(parts) if parts else "nobody"
 
+    @classmethod
+    def of(cls, communications) -> "Sent":
+        """Whom logged messages reached (a resolution notice, sent from the status change)."""
+        sent = cls(communications=list(communications))
+        for entry in sent.communications:
+            if entry.audience == Audience.PUBLIC:
+                sent.status_page = True
+            elif entry.audience == Audience.STAKEHOLDERS:
+                sent.stakeholders += entry.recipient_count
+            elif entry.channel == Communication.Channel.WEBHOOK:
+                sent.webhooks += entry.recipient_count
+            elif entry.channel == Communication.Channel.EMAIL:
+                sent.responders += entry.recipient_count
+        return sent
 
-def _log(incident, update, *, audience, channel, template, subject, body, recipients, by, now):
+
+def _log(
+    incident,
+    update,
+    *,
+    audience,
+    channel,
+    template,
+    subject,
+    body,
+    recipients,
+    by,
+    now,
+    manual=False,
+):
     return Communication.objects.create(
         incident=incident,
         update=update,
@@ -151,6 +180,7 @@ def _log(incident, update, *, audience, channel, template, subject, body, recipi
         audience=audience,
         channel=channel,
         template=template,
+        manual=manual,
         recipients=recipients[:500],
         recipient_count=len(recipients),
         subject=subject[:300],
@@ -174,54 +204,33 @@ def send_internal(
     people = internal_recipients(incident)
     if people:
         message = rendering.render(email_template, context)
-        communication = _log(
-            incident,
-            update,
-            audience=Audience.INTERNAL,
-            channel=Communication.Channel.EMAIL,
-            template=email_template,
-            subject=message.subject,
-            body=message.text,
-            recipients=list(people),
-            by=by,
-            now=now,
-        )
         headers = thread_headers(incident, Audience.INTERNAL)
-        outbox.queue(
-            [
-                outbox.Message(
-                    reason=reason,
-                    channel=EMAIL,
-                    recipient=address,
-                    subject=message.subject,
-                    body_text=message.text,
-                    body_html=message.html,
-                    headers=headers,
-                    user=user,
-                    incident=incident,
-                    communication=communication,
-                )
-                for address, (user, _) in people.items()
-            ],
-            now=now,
-        )
         sent.responders = len(people)
-        sent.communications.append(communication)
+        sent.communications.append(
+            send_logged(
+                [
+                    outbox.Message(
+                        reason=reason,
+                        channel=EMAIL,
+                        recipient=address,
+                        subject=message.subject,
+                        body_text=message.text,
+                        body_html=message.html,
+                        headers=headers,
+                        user=user,
+                        incident=incident,
+                    )
+                    for address, (user, _) in people.items()
+                ],
+                update=update,
+                template=email_template,
+                by=by,
+                now=now,
+            )
+        )
     hooks = list(Webhook.objects.filter(is_active=True, updates=True))
     if hooks:
         chat = rendering.render(chat_template, context)
-        communication = _log(
-            incident,
-            update,
-            audience=Audience.INTERNAL,
-            channel=Communication.Channel.WEBHOOK,
-            template=chat_template,
-            subject=f"{incident.public_id} {event}",
-            body=chat.text,
-            recipients=[hook.name for hook in hooks],
-            by=by,
-            now=now,
-        )
         payload = {
             "event": event,
             "incident": {
@@ -234,24 +243,28 @@ def send_internal(
             "update": _update_payload(update),
             "text": chat.text,
         }
-        outbox.queue(
-            [
-                outbox.Message(
-                    reason=reason,
-                    channel="webhook",
-                    recipient=f"webhook:{hook.pk}",
-                    subject=f"{incident.public_id} {event}",
-                    body_text=chat.text,
-                    payload=payload,
-                    incident=incident,
-                    communication=communication,
-                )
-                for hook in hooks
-            ],
-            now=now,
-        )
         sent.webhooks = len(hooks)
-        sent.communications.append(communication)
+        sent.communications.append(
+            send_logged(
+                [
+                    outbox.Message(
+                        reason=reason,
+                        channel="webhook",
+                        recipient=f"webhook:{hook.pk}",
+                        subject=f"{incident.public_id} {event}",
+                        body_text=chat.text,
+                        payload=payload,
+                        incident=incident,
+                    )
+                    for hook in hooks
+                ],
+                update=update,
+                template=chat_template,
+                recipients=[hook.name for hook in hooks],
+                by=by,
+                now=now,
+            )
+        )
 
 
 def _update_payload(update: IncidentUpdate | None) -> dict | None:
@@ -292,37 +305,30 @@ def send_stakeholders(
     context["public_text"] = public_text
     context["unsubscribe_url"] = _UNSUBSCRIBE_MARK
     message = rendering.render(template, context)
-    communication = _log(
-        incident,
-        update,
+    thread = thread_headers(incident, Audience.STAKEHOLDERS)
+    urls = unsubscribe.urls_for(member.pk for member in members)
+    messages = [
+        outbox.Message(
+            reason=reason,
+            channel=EMAIL,
+            recipient=member.email,
+            subject=message.subject,
+            body_text=message.text.replace(_UNSUBSCRIBE_MARK, urls[member.pk]),
+            body_html=message.html.replace(_UNSUBSCRIBE_MARK, urls[member.pk]),
+            headers={**thread, **unsubscribe.headers_for_url(urls[member.pk])},
+            incident=incident,
+        )
+        for member in members
+    ]
+    communication = send_logged(
+        messages,
+        update=update,
         audience=Audience.STAKEHOLDERS,
-        channel=Communication.Channel.EMAIL,
         template=template,
-        subject=message.subject,
         body=message.text.replace(_UNSUBSCRIBE_MARK, "(personal unsubscribe link)"),
-        recipients=[member.email for member in members],
         by=by,
         now=now,
     )
-    thread = thread_headers(incident, Audience.STAKEHOLDERS)
-    urls = unsubscribe.tokens_for(member.pk for member in members)
-    messages = []
-    for member in members:
-        url = urls[member.pk]
-        messages.append(
-            outbox.Message(
-                reason=reason,
-                channel=EMAIL,
-                recipient=member.email,
-                subject=message.subject,
-                body_text=message.text.replace(_UNSUBSCRIBE_MARK, url),
-                body_html=message.html.replace(_UNSUBSCRIBE_MARK, url),
-                headers={**thread, **unsubscribe.headers_for_url(url)},
-                incident=incident,
-                communication=communication,
-            )
-        )
-    outbox.queue(messages, now=now)
     sent.stakeholders = len(members)
     sent.communications.append(communication)
     return communication
@@ -332,20 +338,14 @@ def post_to_status_page(
     incident: Incident, update: IncidentUpdate, *, by, now: datetime, sent: Sent
 ) -> Communication:
     """The status page reads public updates straight from the database; the log records that
-    this one went public."""
-    state = state_of(incident)
-    state.last_status_post_at = now
-    from . import cadence
-
-    cadence.plan(incident, state)
-    state.save()
+    this one went public. (The caller moves ``last_status_post_at``.)"""
     communication = _log(
         incident,
         update,
         audience=Audience.PUBLIC,
         channel=Communication.Channel.STATUS_PAGE,
         template="",
-        subject=rendering.public_title(incident, state),
+        subject=rendering.public_title(incident),
         body=update.public_text,
         recipients=[],
         by=by,
@@ -357,23 +357,33 @@ def post_to_status_page(
 
 
 def send_logged(
-    messages: list[outbox.Message], *, template: str = "", by=None, now: datetime | None = None
+    messages: list[outbox.Message],
+    *,
+    update: IncidentUpdate | None = None,
+    audience: str = Audience.INTERNAL,
+    template: str = "",
+    recipients: list[str] | None = None,
+    body: str | None = None,
+    by=None,
+    now: datetime | None = None,
 ) -> Communication | None:
-    """Queue messages that say one thing to several people (a reminder, a handoff) and log
-    them as one communication, so the log holds every message that left the portal."""
+    """Queue messages that say one thing to several people and log them as one
+    communication, so the log holds every message that left the portal. ``recipients`` and
+    ``body`` say what the log shows when it differs from the messages (webhook names, a body
+    without anyone's personal link)."""
     if not messages:
         return None
     now = now or timezone.now()
     first = messages[0]
     communication = _log(
         first.incident,
-        None,
-        audience=Audience.INTERNAL,
+        update,
+        audience=audience,
         channel=first.channel,
         template=template,
         subject=first.subject,
-        body=first.body_text,
-        recipients=[message.recipient for message in messages],
+        body=first.body_text if body is None else body,
+        recipients=[m.recipient for m in messages] if recipients is None else recipients,
         by=by,
         now=now,
     )
@@ -381,6 +391,26 @@ def send_logged(
         message.communication = communication
     outbox.queue(messages, now=now)
     return communication
+
+
+def email_people(people, *, reason: str, subject: str, body: str, incident=None, now=None) -> int:
+    """One plain email to each of ``people`` (users; those without an address are skipped),
+    queued and logged as one message: reminders and handoffs. Returns how many were queued."""
+    messages = [
+        outbox.Message(
+            reason=reason,
+            channel=EMAIL,
+            recipient=person.email,
+            subject=subject,
+            body_text=body,
+            user=person,
+            incident=incident,
+        )
+        for person in people
+        if person is not None and person.email
+    ]
+    send_logged(messages, now=now)
+    return len(messages)
 
 
 # --- Posting an update ----------------------------------------------------------------------
@@ -452,20 +482,25 @@ def post_update(
         # Resolving sends the resolution notice from the status change, with this update.
         incident = change_status(incident, status, by=by, now=now)
     if status == Status.RESOLVED:
-        sent = Sent()
-        sent.communications = list(update.communications.all())
-        return update, sent
-    # The due times move first, so the messages announce the next update after this one.
+        # send_resolution ran from the status change and wrote the public words onto it.
+        update.refresh_from_db()
+        return update, Sent.of(update.communications.all())
+    _mark_sent(incident, update, audiences, now)
+    sent = send_update(incident, update, audiences=audiences, by=by, now=now)
+    return update, sent
+
+
+def _mark_sent(incident: Incident, update: IncidentUpdate, audiences: list[str], now) -> None:
+    """Move the due times past what is about to go out, before it is written: the messages
+    then announce the next update after this one."""
     state = state_of(incident)
     state.last_update_at = now
     if Audience.STAKEHOLDERS in audiences:
         state.last_stakeholder_email_at = now
-    from . import cadence
-
+    if Audience.PUBLIC in audiences and update.public_text:
+        state.last_status_post_at = now
     cadence.plan(incident, state)
     state.save()
-    sent = send_update(incident, update, audiences=audiences, by=by, now=now)
-    return update, sent
 
 
 def _chosen(audiences, incident, state, now) -> list[str]:
@@ -553,15 +588,18 @@ def _send(incident, update, audiences, wording: Wording, reason: str, *, by, now
 
 def latest_public_text(incident: Incident, *, now: datetime) -> str:
     """The newest public words about the incident, else the runbook's "investigating" text."""
-    latest = (
-        incident.updates.exclude(public_text="").order_by("-posted_at", "-pk").first()
-        if incident.pk
-        else None
-    )
+    latest = incident.updates.exclude(public_text="").order_by("-posted_at", "-pk").first()
     if latest is not None:
         return latest.public_text
     context = rendering.public_context(incident, now=now)
     return rendering.render("status_investigating", context).text.strip()
+
+
+def suggested_public_text(incident: Incident, latest: IncidentUpdate | None, *, now) -> str:
+    """What the Post update form offers for the status page: the runbook's "investigating"
+    words first, its "update" words once something public was said."""
+    key = "status_update" if latest and latest.public_text else "status_investigating"
+    return rendering.render(key, rendering.public_context(incident, now=now)).text.strip()
 
 
 def _timeline(incident: Incident, prefix: str, sent: Sent, *, now: datetime) -> None:
@@ -610,17 +648,9 @@ def send_resolution(incident: Incident, *, by, now: datetime) -> Sent:
     # Responders always hear that it is over; the outbox reason carries the resolution time, so
     # a reopened incident resolved again gets a notice of its own.
     audiences = sorted({Audience.INTERNAL, *audiences}, key=Audience.values.index)
+    _mark_sent(incident, update, audiences, now)
     reason = f"resolved:{incident.pk}:{now.isoformat()}"
     sent = _send(incident, update, audiences, RESOLVED, reason, by=by, now=now)
-    if sent.status_page:
-        state.refresh_from_db()  # post_to_status_page saved its own copy of the row
-    if sent.stakeholders:
-        state.last_stakeholder_email_at = now
-    state.last_update_at = now
-    from . import cadence
-
-    cadence.plan(incident, state)
-    state.save()
     _timeline(incident, "Resolution notice sent to", sent, now=now)
     return sent
 
@@ -655,9 +685,8 @@ def log_manual(
             recipients=recipients or [],
             by=by,
             now=now,
+            manual=True,
         )
-        communication.manual = True
-        communication.save(update_fields=["manual"])
         record_event(
             incident,
             TimelineEntry.Kind.COMMUNICATION,
@@ -676,8 +705,6 @@ def set_public_face(
     incident: Incident, *, is_public: bool, title: str, impact: str, by, now=None
 ) -> IncidentComms:
     """Put the incident on the status page (or take it off), with its public title and impact."""
-    from . import cadence
-
     now = now or timezone.now()
     if is_public and incident.is_security:
         raise IncidentError("A security incident is never shown on the status page.")

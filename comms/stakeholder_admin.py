@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Count, Q
 
+from . import unsubscribe as links
 from .models import Stakeholder, StakeholderList
 
 # "Ada Lovelace <ada@example.com>", as mail clients copy addresses; the name may be quoted.
@@ -44,6 +45,22 @@ def parse_addresses(text: str) -> Parsed:
     if errors:
         raise ValidationError(errors)
     return parsed
+
+
+def add_members(stakeholder_list: StakeholderList, people: list[tuple[str, str]]) -> int:
+    """Add (name, email) pairs not on the list yet; return how many were added.
+
+    Compared without case: mail systems treat addresses so, and an unsubscribed person pasted in
+    again must stay unsubscribed (the resubscribe action is for when they ask)."""
+    on_list = {email.lower() for email in stakeholder_list.members.values_list("email", flat=True)}
+    new = [
+        Stakeholder(stakeholder_list=stakeholder_list, name=name, email=email)
+        for name, email in people
+        if email.lower() not in on_list
+    ]
+    # ignore_conflicts: the unique constraint, not the check above, settles a concurrent add.
+    Stakeholder.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
 
 
 class StakeholderListForm(forms.ModelForm):
@@ -126,21 +143,9 @@ class StakeholderListAdmin(admin.ModelAdmin):
         parsed: Parsed = form.cleaned_data.get("add_many") or Parsed()
         if not parsed.people:
             return
-        stakeholder_list = form.instance
-        # Compared without case: mail systems treat addresses so, and an unsubscribed person
-        # pasted in again must stay unsubscribed (use the resubscribe action at their request).
-        on_list = {
-            email.lower() for email in stakeholder_list.members.values_list("email", flat=True)
-        }
-        new = [
-            Stakeholder(stakeholder_list=stakeholder_list, name=name, email=email)
-            for name, email in parsed.people
-            if email.lower() not in on_list
-        ]
-        # ignore_conflicts: the unique constraint, not the check above, settles a concurrent add.
-        Stakeholder.objects.bulk_create(new, ignore_conflicts=True)
-        skipped = len(parsed.people) - len(new) + parsed.repeated
-        text = f"Added {len(new)} address{'es' if len(new) != 1 else ''} to {stakeholder_list}."
+        added = add_members(form.instance, parsed.people)
+        skipped = len(parsed.people) - added + parsed.repeated
+        text = f"Added {added} address{'es' if added != 1 else ''} to {form.instance}."
         if skipped:
             text += f" Skipped {skipped} already on the list or repeated."
         self.message_user(request, text, messages.SUCCESS)
@@ -184,5 +189,5 @@ class StakeholderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resubscribe (only when they asked to be)", permissions=["change"])
     def resubscribe(self, request, queryset):
-        count = queryset.filter(unsubscribed_at__isnull=False).update(unsubscribed_at=None)
+        count = links.resubscribe(queryset)
         self.message_user(request, f"{count} resubscribed.", messages.SUCCESS)

@@ -5,6 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import Maintenance, StatusPageService
+from .status_page import maintenance_phase
 
 
 @admin.register(StatusPageService)
@@ -59,10 +60,7 @@ class MaintenanceAdmin(admin.ModelAdmin):
 
     @admin.display(description="When")
     def phase(self, obj):
-        now = timezone.now()
-        if now < obj.starts_at:
-            return "Upcoming"
-        return "Ongoing" if now < obj.ends_at else "Past"
+        return maintenance_phase(obj.starts_at, obj.ends_at, timezone.now()).capitalize()
 
     @admin.display(description="Services")
     def public_services(self, obj):

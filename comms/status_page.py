@@ -20,6 +20,7 @@ from django.db.models import Prefetch, Q
 
 from incidents.models import OPEN_STATUSES, Incident, Service, Status
 
+from . import rendering
 from .models import CommsSettings, IncidentUpdate, Maintenance, ServiceState, StatusPageService
 
 WINDOW_DAYS = 90
@@ -66,6 +67,13 @@ def _status_label(value: str) -> str:
         return Status(value).label
     except ValueError:
         return value.replace("_", " ").capitalize()
+
+
+def maintenance_phase(starts_at: datetime, ends_at: datetime, now: datetime) -> str:
+    """ "upcoming", "ongoing" or "past" (the page, the summary and the admin's column)."""
+    if now < starts_at:
+        return "upcoming"
+    return "ongoing" if now < ends_at else "past"
 
 
 def window_days(now: datetime) -> list[date]:
@@ -234,19 +242,16 @@ def _incident(
     affected = [service for service, inner in behind if internal & inner]
     names = [service.name for service in affected]
     comms = row.comms
-    # Same fallback as comms.rendering.public_title, computed from what is already loaded.
-    title = comms.public_title or (
-        f"Service disruption: {', '.join(names)}" if names else "Service disruption"
-    )
-    is_open = row.status in OPEN_STATUSES
+    # comms.rendering.public_title's fallback, from what is already loaded.
+    title = comms.public_title or rendering.fallback_title(", ".join(names))
     return PublicIncident(
         pk=row.pk,
         title=title,
         status=row.status,
-        status_label=_status_label(row.status),
+        status_label=row.get_status_display(),
         impact=ServiceState(comms.public_impact or severity_impact(row.severity.rank)),
         started_at=row.declared_at,
-        ended_at=None if is_open else min(row.resolved_at or row.closed_at or now, now),
+        ended_at=None if row.is_open else min(row.resolved_at or row.closed_at or now, now),
         service_ids=frozenset(service.pk for service in affected),
         service_names=names,
         updates=[
@@ -267,12 +272,6 @@ def _maintenance(
     row: Maintenance, names: dict[int, str], order: dict[int, int], now: datetime
 ) -> MaintenanceWindow:
     ids = sorted((service.pk for service in row.services.all()), key=order.__getitem__)
-    if now < row.starts_at:
-        phase = "upcoming"
-    elif now < row.ends_at:
-        phase = "ongoing"
-    else:
-        phase = "past"
     return MaintenanceWindow(
         pk=row.pk,
         title=row.title,
@@ -281,7 +280,7 @@ def _maintenance(
         ends_at=row.ends_at,
         service_ids=frozenset(ids),
         service_names=[names[pk] for pk in ids],
-        phase=phase,
+        phase=maintenance_phase(row.starts_at, row.ends_at, now),
     )
 
 
@@ -464,7 +463,7 @@ class FeedEntry:
     title: str
     text: str
     at: datetime
-    anchor: str
+    anchor: str  # "" when the page no longer shows it (resolved over 7 days ago, maintenance over)
     categories: tuple[str, ...] = field(default=())
 
 
@@ -477,15 +476,17 @@ def _announcement(window: MaintenanceWindow) -> str:
 
 def feed_entries(page: StatusPage) -> list[FeedEntry]:
     """One entry per public update of the window's public incidents, and one per maintenance
-    announcement, newest first."""
+    announcement, newest first. An entry links to its card on the page while the page shows it."""
     window_start = _day_start(window_days(page.now)[0])
+    shown = {incident.pk for incident in page.active + page.recently_resolved}
+    shown_windows = {window.pk for window in page.ongoing_maintenance + page.upcoming_maintenance}
     entries = [
         FeedEntry(
             key=f"update-{update.pk}",
             title=f"{incident.title}: {update.status_label}",
             text=update.text,
             at=update.at,
-            anchor=f"incident-{incident.pk}",
+            anchor=f"incident-{incident.pk}" if incident.pk in shown else "",
             categories=tuple(incident.service_names),
         )
         for incident in page.incidents
@@ -499,7 +500,7 @@ def feed_entries(page: StatusPage) -> list[FeedEntry]:
             text=_announcement(window),
             # Maintenance has no creation time; its start is the moment it is about.
             at=window.starts_at,
-            anchor=f"maintenance-{window.pk}",
+            anchor=f"maintenance-{window.pk}" if window.pk in shown_windows else "",
             categories=tuple(window.service_names),
         )
         for window in page.maintenance

@@ -93,7 +93,8 @@ class StatusFeed(Feed):
         return linebreaks(entry.text, autoescape=True)
 
     def item_link(self, entry: pages.FeedEntry) -> str:
-        return f"{reverse('status-page')}#{entry.anchor}"
+        page = reverse("status-page")
+        return f"{page}#{entry.anchor}" if entry.anchor else page
 
     def item_guid(self, entry: pages.FeedEntry) -> str:
         return _guid(entry.key)

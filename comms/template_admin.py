@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from incidents.models import Incident
+from ops.people import display_name
 
 from . import rendering
 from .defaults import EMAIL, INTERNAL, PUBLIC, TEMPLATES, TemplateDefault
@@ -147,6 +148,23 @@ def sample_context(key: str, shipped: TemplateDefault) -> dict:
 def _lf(text: str) -> str:
     # Browsers post textareas with CRLF; the shipped text and every channel use LF.
     return text.replace("\r\n", "\n")
+
+
+def render_preview(
+    key: str, src: rendering.Source, incident: Incident, *, now: datetime
+) -> tuple[rendering.Rendered | None, str | None]:
+    """``src`` rendered as template ``key`` against a real incident and its latest update, with
+    placeholder links where a real message carries one per recipient. Sends nothing. Returns
+    the rendering, or the error an admin-written template raised (shown, never a 500)."""
+    update = IncidentUpdate.objects.filter(incident=incident).first()
+    extra = {"unsubscribe_url": f"{settings.SITE_URL}/unsubscribe/example/"}
+    if key == "initial_alert":
+        extra["ack_url"] = f"{settings.SITE_URL}/incident/acknowledge/example/"
+    context = rendering.context_for(key, incident, now=now, update=update, **extra)
+    try:
+        return rendering.render_source(src, context, kind=rendering.default(key).kind), None
+    except Exception as exc:  # whatever admin-written code raises
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 # --- The form ------------------------------------------------------------------------------
@@ -329,21 +347,9 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     # --- list ------------------------------------------------------------------------------
 
     def changelist_view(self, request, extra_context=None):
-        # The rows come from the shipped templates; create or refresh them here so the list is
-        # complete even before `manage.py bootstrap` ran. One query when nothing is missing.
-        rows = {
-            row.key: row
-            for row in MessageTemplate.objects.only(
-                "key", "subject", "body_text", "body_html", "customised"
-            )
-        }
-        stale = any(
-            key not in rows
-            or (not rows[key].customised and not _same_as_shipped(rows[key], shipped))
-            for key, shipped in TEMPLATES.items()
-        )
-        if stale:
-            rendering.ensure_templates()
+        # The rows come from the shipped templates: the list is complete even before
+        # `manage.py bootstrap` ran.
+        rendering.ensure_templates()
         return super().changelist_view(request, extra_context)
 
     # --- saving ----------------------------------------------------------------------------
@@ -363,14 +369,6 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         obj.updated_at = timezone.now()
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        extra = {
-            "can_reset": obj is not None and self.has_change_permission(request, obj),
-            **(extra_context or {}),
-        }
-        return super().change_view(request, object_id, form_url, extra)
 
     # --- reset and preview -----------------------------------------------------------------
 
@@ -412,16 +410,19 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         if obj.key not in TEMPLATES:
             raise Http404("This template is no longer shipped; there is no default to restore.")
         if request.method == "POST":
-            rendering.reset(obj.key)
-            # reset() knows no user; record who put the default back.
-            MessageTemplate.objects.filter(pk=obj.pk).update(updated_by=request.user)
+            rendering.reset(obj.key, by=request.user)
             self.message_user(
                 request, f"{obj} is back to the text the portal ships.", messages.SUCCESS
             )
             return HttpResponseRedirect(
                 reverse("admin:comms_messagetemplate_change", args=[obj.pk])
             )
-        context = self._page(request, obj, f"Reset {obj} to default?")
+        context = self._page(
+            request,
+            obj,
+            f"Reset {obj} to default?",
+            edited_by=display_name(obj.updated_by, nobody=""),
+        )
         return render(request, "admin/comms/messagetemplate/reset.html", context)
 
     def preview_view(self, request, object_id):
@@ -458,16 +459,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 
         rendered, error = None, None
         if incident is not None:
-            now = timezone.now()
-            update = IncidentUpdate.objects.filter(incident=incident).first()
-            extra = {"unsubscribe_url": f"{settings.SITE_URL}/unsubscribe/example/"}
-            if obj.key == "initial_alert":
-                extra["ack_url"] = f"{settings.SITE_URL}/incident/acknowledge/example/"
-            context = rendering.context_for(obj.key, incident, now=now, update=update, **extra)
-            try:
-                rendered = rendering.render_source(src, context, kind=shipped.kind)
-            except Exception as exc:  # admin-written code: show why, never a 500
-                error = f"{type(exc).__name__}: {exc}"
+            rendered, error = render_preview(obj.key, src, incident, now=timezone.now())
 
         page = self._page(
             request,

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core import signing
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from .models import Stakeholder
@@ -37,7 +38,7 @@ def url_for(stakeholder: Stakeholder) -> str:
     return _url(token_for(stakeholder))
 
 
-def tokens_for(pks: Iterable[int]) -> dict[int, str]:
+def urls_for(pks: Iterable[int]) -> dict[int, str]:
     """Unsubscribe URLs by stakeholder pk, for a fan-out: signing only, no query."""
     signer = _signer()
     # One reverse() for the whole fan-out: the token is the only part that differs.
@@ -63,10 +64,6 @@ def headers_for_url(url: str) -> dict[str, str]:
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK}
 
 
-def headers_for(stakeholder: Stakeholder) -> dict[str, str]:
-    return headers_for_url(url_for(stakeholder))
-
-
 def unsubscribe(stakeholder: Stakeholder, now: datetime) -> bool:
     """Mark the stakeholder unsubscribed; True if this call did it, False if already done.
 
@@ -77,3 +74,8 @@ def unsubscribe(stakeholder: Stakeholder, now: datetime) -> bool:
     )
     stakeholder.refresh_from_db(fields=["unsubscribed_at"])
     return bool(changed)
+
+
+def resubscribe(stakeholders: QuerySet[Stakeholder]) -> int:
+    """Clear the unsubscription of those who asked to be back; return how many there were."""
+    return stakeholders.filter(unsubscribed_at__isnull=False).update(unsubscribed_at=None)

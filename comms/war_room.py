@@ -13,6 +13,7 @@ from datetime import datetime
 from incidents.models import Incident, TimelineEntry
 from incidents.services import record_event
 
+from . import services
 from .models import CommsSettings, IncidentComms
 
 # Severity ranks that count as "P0/P1" for the concurrent-incident rule.
@@ -96,17 +97,17 @@ def escalated_to_manager(incident: Incident, targets, *, now: datetime) -> bool:
         return False
     if not any(target in MANAGER_TARGETS for target in targets):
         return False
-    from .services import state_of
-
     return open_if_required(
-        incident, state_of(incident), now=now, reason="escalated to the Engineering Manager"
+        incident,
+        services.state_of(incident),
+        now=now,
+        reason="escalated to the Engineering Manager",
     )
 
 
 def participants(incident: Incident) -> list[tuple[object | None, str, str]]:
     """(user, address, what they are): the incident's roles and everyone its escalation paged."""
-    from .services import internal_recipients
-
     return [
-        (user, address, label) for address, (user, label) in internal_recipients(incident).items()
+        (user, address, label)
+        for address, (user, label) in services.internal_recipients(incident).items()
     ]

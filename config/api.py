@@ -83,10 +83,12 @@ def _flatten(detail) -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
+    from escalation.services import OnCallError
     from incidents.reviews import ReviewError
     from incidents.services import IncidentError
 
-    if isinstance(exc, IncidentError | ReviewError):
+    # A service's refusal, whichever app refused, is a 400 naming its field.
+    if isinstance(exc, IncidentError | ReviewError | OnCallError):
         exc = DomainError(exc.message, exc.field)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")

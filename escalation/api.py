@@ -6,7 +6,6 @@ an override made by a script follows the same rules as one made by hand (docs/on
 Rotation fields are checked by the model's ``full_clean()``, as the admin's form does.
 """
 
-from contextlib import contextmanager
 from copy import copy
 from datetime import UTC, date, datetime, timedelta
 
@@ -26,11 +25,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import DomainError
+from config.api import ErrorSerializer
 from incidents.api import GroupPermissions, PersonField
 from ops.people import display_name
 
-from . import rotations as pure
 from . import services
 from .engine import policy_steps
 from .models import Condition, EscalationPolicy, Override, Rotation, RotationMember
@@ -44,36 +42,12 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_SHIFT_RANGE = timedelta(days=366)
 
 
-class ErrorSerializer(serializers.Serializer):
-    """The one error shape of the API (config.api.exception_handler)."""
-
-    detail = serializers.CharField(help_text="One sentence saying what is wrong.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Messages per field, when fields are at fault.",
-    )
-
-    class Meta:
-        # A name of its own: other apps may describe the same shape under "Error".
-        ref_name = "OnCallApiError"
-
-
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input or refused by on-call rules"),
     401: OpenApiResponse(ErrorSerializer, description="Missing or unknown API key"),
     403: OpenApiResponse(ErrorSerializer, description="The key's user may not do this"),
     404: OpenApiResponse(ErrorSerializer, description="No such object (or page)"),
 }
-
-
-@contextmanager
-def refusals():
-    """A service's refusal (``OnCallError``) answered as a 400 naming its field."""
-    try:
-        yield
-    except services.OnCallError as exc:
-        raise DomainError(exc.message, exc.field) from exc
 
 
 def _valid(serializer_class, data) -> dict:
@@ -220,12 +194,8 @@ class RotationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
 
     def get_members(self, rotation) -> list[str]:
-        now = timezone.now()
-        return [
-            m.user.username
-            for m in rotation.members.all()
-            if (m.since is None or m.since <= now) and (m.until is None or now < m.until)
-        ]
+        current = services.current_members(rotation.members.all(), timezone.now())
+        return [m.user.username for m in current]
 
     def validate_starts_on(self, value: date) -> date:
         if not EARLIEST.date() <= value < LATEST.date():
@@ -491,16 +461,6 @@ ROTATION_PERMISSIONS = {
 }
 
 
-def _applies_from(rotation: Rotation, effective_at: datetime | None) -> datetime | None:
-    """The first handoff at or after ``effective_at``, where the resolver starts using a roster
-    set then (escalation.rotations.scheduled_shifts snaps changes the same way)."""
-    if effective_at is None:
-        return None
-    schedule = pure.Schedule(services.rules_for(rotation))
-    index = schedule.index_at(effective_at - timedelta(microseconds=1)) + 1
-    return schedule.boundary(max(index, 0))
-
-
 class OnCallView(APIView):
     """Not a viewset's list: the answer is one object (the instant and every rotation)."""
 
@@ -597,33 +557,11 @@ class RotationViewSet(
         rotation = self.get_object()
         if request.method == "PUT":
             change = _valid(RosterChangeSerializer, request.data)
-            with refusals():
-                services.set_rotation_members(
-                    rotation, change["members"], effective_at=change.get("effective_at")
-                )
-        return Response(RosterSerializer(self._roster(rotation)).data)
-
-    def _roster(self, rotation: Rotation) -> dict:
+            services.set_rotation_members(
+                rotation, change["members"], effective_at=change.get("effective_at")
+            )
         # Read afresh, not from get_object()'s prefetch: a PUT has just changed them.
-        rows = list(
-            RotationMember.objects.filter(rotation=rotation)
-            .select_related("user")
-            .order_by("position", "pk")
-        )
-        now = timezone.now()
-        latest = [m for m in rows if m.until is None]
-        since = [m.since for m in latest if m.since is not None]
-        effective_at = max(since) if since else None
-        return {
-            "members": latest,
-            "effective_at": effective_at,
-            "applies_from": _applies_from(rotation, effective_at),
-            "current": [
-                m
-                for m in rows
-                if (m.since is None or m.since <= now) and (m.until is None or now < m.until)
-            ],
-        }
+        return Response(RosterSerializer(services.roster(rotation, timezone.now())).data)
 
 
 @extend_schema_view(
@@ -663,15 +601,14 @@ class OverrideViewSet(
 
     def create(self, request):
         data = _valid(OverrideCreateSerializer, request.data)
-        with refusals():
-            override = services.create_override(
-                data["rotation"],
-                data["user"],
-                data["starts_at"],
-                data["ends_at"],
-                by=request.user,
-                reason=data["reason"],
-            )
+        override = services.create_override(
+            data["rotation"],
+            data["user"],
+            data["starts_at"],
+            data["ends_at"],
+            by=request.user,
+            reason=data["reason"],
+        )
         return Response(
             OverrideSerializer(self.get_queryset().get(pk=override.pk)).data,
             status=status.HTTP_201_CREATED,

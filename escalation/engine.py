@@ -313,16 +313,17 @@ def _fire(
         war_room.escalated_to_manager(incident, step.targets, now=now)
     # One context per firing: the commander lookup and the deadlines are the same for everyone.
     context = alert_context(incident, firing, now=now)
+    # As everyone on a channel reads it, without a personal acknowledge link: for the log.
+    shared = rendering.render("initial_alert", {**context, "ack_url": ""})
     messages = []
     if "email" in step.channels and people:
-        logged = _log_alert(incident, context, "email", list(people), now)
+        logged = _log_alert(incident, shared, "email", list(people), now)
         for address, (user, role) in people.items():
             messages.append(_email(incident, context, reason, address, user, role, logged))
     if "webhook" in step.channels:
-        hooks = Webhook.objects.filter(is_active=True, escalations=True)
-        names = list(hooks.values_list("name", flat=True))
-        logged = _log_alert(incident, context, "webhook", names, now) if names else None
-        messages += _webhooks(incident, context, reason, people, logged)
+        hooks = list(Webhook.objects.filter(is_active=True, escalations=True))
+        if hooks:
+            messages += _webhooks(incident, context, shared, reason, people, hooks, now)
     rows = outbox.queue(messages, now=now)
     names = [
         f"{display_name(user) if user else address} ({role})"
@@ -371,10 +372,9 @@ def _fire(
 # --- What the messages say ----------------------------------------------------------------
 
 
-def _log_alert(incident, context, channel, recipients, now) -> Communication:
+def _log_alert(incident, alert, channel, recipients, now) -> Communication:
     """The communication log's entry for one firing on one channel (the recipients' own copies
     differ only by their acknowledge link)."""
-    alert = rendering.render("initial_alert", {**context, "ack_url": ""})
     return Communication.objects.create(
         incident=incident,
         at=now,
@@ -427,12 +427,9 @@ def _email(incident, context, reason, address, user, role, communication) -> out
     )
 
 
-def _webhooks(incident, context, reason, people, communication) -> list[outbox.Message]:
-    hooks = list(Webhook.objects.filter(is_active=True, escalations=True))
-    if not hooks:
-        return []
+def _webhooks(incident, context, alert, reason, people, hooks, now) -> list[outbox.Message]:
     step, repetition = context["step"], context["repetition"]
-    alert = rendering.render("initial_alert", {**context, "ack_url": ""})
+    communication = _log_alert(incident, alert, "webhook", [hook.name for hook in hooks], now)
     text = alert.text.strip()
     payload = {
         "event": "escalation.step_fired",

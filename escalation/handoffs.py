@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from comms import outbox
-from comms.services import send_logged
+from comms.services import email_people
 from incidents.models import Incident
 from ops.people import display_name
 
@@ -278,13 +278,12 @@ def send_reminders(now: datetime | None = None) -> int:
                 or not handoff.incoming.email
             ):
                 continue
-            _mail(
-                f"[On call] You take over {handoff.rotation} "
-                f"at {handoff.boundary_at:%a %d %b %H:%M} UTC",
-                _reminder_body(handoff),
-                [handoff.incoming.email],
+            email_people(
+                [handoff.incoming],
                 reason=f"handoff-reminder:{handoff.pk}",
-                user=handoff.incoming,
+                subject=f"[On call] You take over {handoff.rotation} "
+                f"at {handoff.boundary_at:%a %d %b %H:%M} UTC",
+                body=_reminder_body(handoff),
             )
         sent += 1
     return sent
@@ -320,14 +319,13 @@ def _flag(handoff: Handoff) -> int:
             f"{display_name(handoff.incoming)} has not acknowledged taking over "
             f"{handoff.rotation} at {when}."
         )
-    _mail(
-        f"[On call] Handoff not acknowledged: {handoff.rotation}",
-        f"{what}\n\n"
+    email_people(
+        [owner],
+        reason=f"handoff-overdue:{handoff.pk}",
+        subject=f"[On call] Handoff not acknowledged: {handoff.rotation}",
+        body=f"{what}\n\n"
         f"Check that someone is on call: {settings.SITE_URL}"
         f"{reverse('admin:escalation_handoff_change', args=[handoff.pk])}\n",
-        [owner.email],
-        reason=f"handoff-overdue:{handoff.pk}",
-        user=owner,
     )
     return 1
 
@@ -362,22 +360,4 @@ def _reminder_body(handoff: Handoff) -> str:
         f"Handoff checklist:\n{items}\n\n"
         f"When you have taken over, acknowledge the handoff:\n  {ack_url(handoff)}\n"
         f"(the link opens a confirmation page; nothing happens until you press its button)\n"
-    )
-
-
-def _mail(subject: str, body: str, to: list[str], *, reason: str, user=None) -> None:
-    """Through the notification outbox, in this run's transaction: delivery is tracked, retried
-    and visible in the admin's delivery log like every other message."""
-    send_logged(
-        [
-            outbox.Message(
-                reason=reason,
-                channel="email",
-                recipient=address,
-                subject=subject,
-                body_text=body,
-                user=user,
-            )
-            for address in to
-        ]
     )

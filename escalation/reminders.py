@@ -12,11 +12,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from comms import outbox
-from comms.services import send_logged
+from comms.services import email_people
 from incidents import reviews
 from incidents.models import ActionItem, Review
 from ops.people import display_name
@@ -25,24 +26,6 @@ from .models import OrgRole
 from .services import role_holders
 
 MANAGER_ROLE = "engineering-manager"
-
-
-def _send(reason: str, people, subject: str, body: str, incident) -> int:
-    messages = [
-        outbox.Message(
-            reason=reason,
-            channel="email",
-            recipient=person.email,
-            subject=subject,
-            body_text=body,
-            user=person,
-            incident=incident,
-        )
-        for person in people
-        if person is not None and person.email
-    ]
-    send_logged(messages)
-    return len(messages)
 
 
 def _link(name: str, pk: int) -> str:
@@ -68,16 +51,16 @@ def remind_action_items(now: datetime | None = None) -> int:
                 if not outbox.claim_once(ActionItem, item.pk, field, now):
                     continue
                 incident = item.review.incident
-                sent += _send(
-                    f"action-item-{field}:{item.pk}",
+                sent += email_people(
                     [item.owner],
-                    f"[Action item] {item.action} ({incident.public_id})",
-                    f"Hello {display_name(item.owner)},\n\n"
+                    reason=f"action-item-{field}:{item.pk}",
+                    subject=f"[Action item] {item.action} ({incident.public_id})",
+                    body=f"Hello {display_name(item.owner)},\n\n"
                     f"Your action item from the review of {incident.public_id} "
                     f"({incident.title}) {what.format(due=item.due_date.isoformat())}:\n\n"
                     f"  {item.action}\n  Priority: {item.get_priority_display()}\n\n"
                     f"Update it: {_link('admin:incidents_actionitem_change', item.pk)}\n",
-                    incident,
+                    incident=incident,
                 )
     return sent
 
@@ -85,9 +68,15 @@ def remind_action_items(now: datetime | None = None) -> int:
 def remind_reviews(now: datetime | None = None) -> int:
     now = now or timezone.now()
     escalate_after = reviews.rules().escalate_after
-    overdue = Review.objects.filter(
-        required=True, state=Review.State.DRAFT, due_at__lt=now
-    ).select_related("incident__declared_by")
+    # Only the reviews still owed a reminder: a review reminded twice is not read again.
+    overdue = (
+        Review.objects.filter(required=True, state=Review.State.DRAFT, due_at__lt=now)
+        .filter(
+            Q(commander_reminded_at__isnull=True)
+            | Q(manager_reminded_at__isnull=True, due_at__lte=now - escalate_after)
+        )
+        .select_related("incident__declared_by")
+    )
     sent = 0
     managers = None
     for review in overdue:
@@ -99,15 +88,15 @@ def remind_reviews(now: datetime | None = None) -> int:
                 Review, review.pk, "commander_reminded_at", now
             ):
                 who = reviews.commander(incident) or incident.declared_by
-                sent += _send(
-                    f"review-overdue-commander:{review.pk}",
+                sent += email_people(
                     [who],
-                    f"[Review overdue] {incident.public_id}: {incident.title}",
-                    f"Hello {display_name(who)},\n\nThe post-incident review of "
+                    reason=f"review-overdue-commander:{review.pk}",
+                    subject=f"[Review overdue] {incident.public_id}: {incident.title}",
+                    body=f"Hello {display_name(who)},\n\nThe post-incident review of "
                     f"{incident.public_id} {late} (the runbook asks for it within 48 hours "
                     f"of resolution). Required because: {'; '.join(review.reasons)}.\n\n"
                     f"Write it: {url}\n",
-                    incident,
+                    incident=incident,
                 )
         if now < review.due_at + escalate_after or review.manager_reminded_at is not None:
             continue
@@ -116,14 +105,14 @@ def remind_reviews(now: datetime | None = None) -> int:
             managers = role_holders([role], now)[0][1] if role else []
         with transaction.atomic():
             if outbox.claim_once(Review, review.pk, "manager_reminded_at", now):
-                sent += _send(
-                    f"review-overdue-manager:{review.pk}",
+                sent += email_people(
                     managers,
-                    f"[Review overdue, escalated] {incident.public_id}: {incident.title}",
-                    f"The post-incident review of {incident.public_id} {late} and is still "
+                    reason=f"review-overdue-manager:{review.pk}",
+                    subject=f"[Review overdue, escalated] {incident.public_id}: {incident.title}",
+                    body=f"The post-incident review of {incident.public_id} {late} and is still "
                     f"not complete; its commander was reminded. Required because: "
                     f"{'; '.join(review.reasons)}.\n\nReview: {url}\n",
-                    incident,
+                    incident=incident,
                 )
     return sent
 

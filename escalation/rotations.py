@@ -51,9 +51,12 @@ class Membership:
     until: datetime | None = None
 
     def active_at(self, instant: datetime) -> bool:
-        return (self.since is None or self.since <= instant) and (
-            self.until is None or instant < self.until
-        )
+        return is_active(self.since, self.until, instant)
+
+
+def is_active(since: datetime | None, until: datetime | None, instant: datetime) -> bool:
+    """Whether a roster row from ``since`` to ``until`` (None: open) holds at ``instant``."""
+    return (since is None or since <= instant) and (until is None or instant < until)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class Schedule:
             index += 1
         return index
 
+    def first_index_from(self, instant: datetime) -> int:
+        """Number of the first shift starting at or after ``instant``: the shift that first sees
+        a roster change made then (a shift keeps the roster it started with)."""
+        return max(self.index_at(instant - timedelta(microseconds=1)) + 1, 0)
+
 
 def _roster(members: list[Membership], instant: datetime) -> list[Membership]:
     return sorted((m for m in members if m.active_at(instant)), key=lambda m: (m.position, m.user))
@@ -169,7 +177,7 @@ def scheduled_shifts(
     # Instants where the roster may change, snapped to the shift that first sees the change.
     change_indexes = sorted(
         {
-            max(schedule.index_at(instant - timedelta(microseconds=1)) + 1, 0)
+            schedule.first_index_from(instant)
             for m in members
             for instant in (m.since, m.until)
             if instant is not None

@@ -199,6 +199,38 @@ def set_rotation_members(
     return created
 
 
+def current_members(members: Iterable[RotationMember], at: datetime) -> list[RotationMember]:
+    """The rows of ``members`` on the roster at ``at``, by the resolver's own rule."""
+    return [m for m in members if pure.is_active(m.since, m.until, at)]
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A rotation's latest roster (it may start in the future) and the roster at ``now``."""
+
+    members: list[RotationMember]
+    effective_at: datetime | None  # when the latest roster was or will be set
+    applies_from: datetime | None  # the first handoff at or after it: it rules shifts from then
+    current: list[RotationMember]
+
+
+def roster(rotation: Rotation, now: datetime) -> Roster:
+    rows = list(
+        RotationMember.objects.filter(rotation=rotation)
+        .select_related("user")
+        .order_by("position", "pk")
+    )
+    latest = [m for m in rows if m.until is None]
+    since = [m.since for m in latest if m.since is not None]
+    effective_at = max(since) if since else None
+    applies_from = None
+    if effective_at is not None:
+        # The resolver snaps a roster change to the shift that first sees it.
+        schedule = pure.Schedule(rules_for(rotation))
+        applies_from = schedule.boundary(schedule.first_index_from(effective_at))
+    return Roster(latest, effective_at, applies_from, current_members(rows, now))
+
+
 @transaction.atomic
 def create_override(
     rotation: Rotation, user, starts_at: datetime, ends_at: datetime, *, by=None, reason: str = ""

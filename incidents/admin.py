@@ -22,6 +22,7 @@ from .forms import (
     IncidentDetailsForm,
     MilestoneForm,
     NoteForm,
+    RequireReviewForm,
     RoleForm,
     SeverityForm,
     StatusForm,
@@ -100,27 +101,6 @@ class BreachedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class CommsOverdueFilter(admin.SimpleListFilter):
-    """Open incidents owing an update. The due times are kept by the comms app on a row joined
-    through its related name ``comms``: incidents reads them without importing that app."""
-
-    title = "communications"
-    parameter_name = "comms"
-
-    def lookups(self, request, model_admin):
-        return [("overdue", "Update overdue")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "overdue":
-            now = timezone.now()
-            return queryset.filter(status__in=OPEN_STATUSES).filter(
-                Q(comms__next_update_due_at__lte=now)
-                | Q(comms__next_stakeholder_due_at__lte=now)
-                | Q(comms__next_status_page_due_at__lte=now)
-            )
-        return queryset
-
-
 class MineFilter(admin.SimpleListFilter):
     title = "involvement"
     parameter_name = "mine"
@@ -164,7 +144,6 @@ class IncidentAdmin(SimpleHistoryAdmin):
         "commander",
         "age",
         "sla",
-        "next_update",
         "flags",
     )
     list_display_links = ("public_id", "title")
@@ -176,10 +155,9 @@ class IncidentAdmin(SimpleHistoryAdmin):
         "is_security",
         "is_data_loss",
         BreachedFilter,
-        CommsOverdueFilter,
         MineFilter,
     )
-    list_select_related = ("severity", "comms")
+    list_select_related = ("severity",)
     search_fields = ("public_id", "title")
     search_help_text = "Search by id (INC-20261123-001) or title."
     show_full_result_count = False
@@ -261,28 +239,6 @@ class IncidentAdmin(SimpleHistoryAdmin):
     @admin.display(description="SLA clock")
     def sla(self, obj):
         return clock_html(obj, timezone.now())
-
-    @admin.display(description="Next update")
-    def next_update(self, obj):
-        state = getattr(obj, "comms", None)  # absent for incidents with nothing owed
-        if not obj.is_open or state is None:
-            return "-"
-        now = timezone.now()
-        dues = [
-            due
-            for due in (
-                state.next_update_due_at,
-                state.next_stakeholder_due_at,
-                state.next_status_page_due_at,
-            )
-            if due is not None
-        ]
-        if not dues:
-            return "-"
-        due = min(dues)
-        if due <= now:
-            return format_html('<span class="breached">overdue {}</span>', humanize(now - due))
-        return f"in {humanize(due - now)}"
 
     @admin.display(description="Flags")
     def flags(self, obj):
@@ -567,8 +523,6 @@ class IncidentAdmin(SimpleHistoryAdmin):
         return f"{Milestone(data['milestone']).label} corrected."
 
     def _require_review(self, request, incident):
-        from .review_admin import RequireReviewForm
-
         data = self._form(RequireReviewForm, request)
         try:
             reviews.require_review(incident, by=request.user, reason=data["reason"])

@@ -76,6 +76,10 @@ class MilestoneForm(forms.Form):
     reason = forms.CharField(max_length=300)
 
 
+class RequireReviewForm(forms.Form):
+    reason = forms.CharField(max_length=300)
+
+
 class ChecklistForm(forms.Form):
     item = forms.IntegerField()
     done = forms.BooleanField(required=False)

@@ -462,7 +462,7 @@ def _reviews(chosen: QuerySet, now: datetime) -> ReviewFigures:
 
 
 def _action_items(chosen: QuerySet, now: datetime) -> ActionItemFigures:
-    is_open = Q(status__in=[ActionItem.State.OPEN, ActionItem.State.IN_PROGRESS])
+    is_open = Q(status__in=ActionItem.OPEN_STATES)
     totals = ActionItem.objects.filter(review__incident__in=chosen.values("pk")).aggregate(
         count=Count("pk"),
         open=Count("pk", filter=is_open),

@@ -564,6 +564,8 @@ class ActionItem(models.Model):
         DONE = "done", "Done"
         WONT_DO = "wont_do", "Won't do"
 
+    OPEN_STATES = (State.OPEN, State.IN_PROGRESS)
+
     review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="action_items")
     action = models.CharField(max_length=300)
     owner = models.ForeignKey(
@@ -606,4 +608,4 @@ class ActionItem(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (self.State.OPEN, self.State.IN_PROGRESS)
+        return self.status in self.OPEN_STATES

@@ -1,6 +1,5 @@
 """Post-incident reviews and action items in the admin: thin shells over ``incidents.reviews``."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -24,7 +23,6 @@ class ActionItemInline(admin.TabularInline):
     model = ActionItem
     extra = 1
     fields = ["action", "owner", "due_date", "priority", "status"]
-    autocomplete_fields = []
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "owner":
@@ -225,7 +223,7 @@ class OverdueItemFilter(admin.SimpleListFilter):
         return [("overdue", "Overdue"), ("open", "Open")]
 
     def queryset(self, request, queryset):
-        open_items = queryset.filter(status__in=["open", "in_progress"])
+        open_items = queryset.filter(status__in=ActionItem.OPEN_STATES)
         if self.value() == "overdue":
             return open_items.filter(due_date__lt=timezone.localdate())
         if self.value() == "open":
@@ -278,7 +276,3 @@ class ReviewRulesAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         rules = reviews.rules()
         return HttpResponseRedirect(reverse("admin:incidents_reviewrules_change", args=[rules.pk]))
-
-
-class RequireReviewForm(forms.Form):
-    reason = forms.CharField(max_length=300)

@@ -10,12 +10,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from ops.people import display_name
 
-from .models import ActionItem, Incident, IncidentRole, Review, ReviewRules, TimelineEntry
+from .models import (
+    ActionItem,
+    Incident,
+    IncidentRole,
+    Review,
+    ReviewRules,
+    Service,
+    Status,
+    TimelineEntry,
+)
 
 # Sections that must say something before a review is complete (the template's substance).
 REQUIRED_SECTIONS = {
@@ -82,13 +92,18 @@ def required_because(incident: Incident, now: datetime, review_rules: ReviewRule
                 f"recurring: {same_type} {incident.incident_type.name} incidents in "
                 f"{review_rules.recurring_days} days"
             )
-    for service in incident.affected_services.all():
-        same_service = window.filter(affected_services=service).count()
-        if same_service >= count:
-            reasons.append(
-                f"recurring: {same_service} incidents affecting {service.name} in "
-                f"{review_rules.recurring_days} days"
-            )
+    # One grouped query for all the incident's services, not one count per service.
+    recurring_services = (
+        Service.objects.filter(pk__in=incident.affected_services.values("pk"))
+        .annotate(recent=Count("incidents", filter=Q(incidents__in=window)))
+        .filter(recent__gte=count)
+        .order_by("name")  # Meta.ordering does not apply to a grouped query
+    )
+    for service in recurring_services:
+        reasons.append(
+            f"recurring: {service.recent} incidents affecting {service.name} in "
+            f"{review_rules.recurring_days} days"
+        )
     return reasons
 
 
@@ -262,8 +277,12 @@ def complete_review(review: Review, *, by, now: datetime | None = None) -> Revie
 @transaction.atomic
 def reopen_review(review: Review, *, by, now: datetime | None = None) -> Review:
     now = now or timezone.now()
-    review = Review.objects.select_for_update().select_related("incident").get(pk=review.pk)
-    if review.incident.status == "closed":
+    # The incident's lock first, as change_status takes it before reading the review: a reopen
+    # racing a close then waits for it and sees the closed status, instead of leaving a closed
+    # incident with a draft review.
+    incident = Incident.objects.select_for_update().get(pk=review.incident_id)
+    review = Review.objects.select_for_update().get(pk=review.pk)
+    if incident.status == Status.CLOSED:
         raise ReviewError("The incident is closed; its review is part of the record.")
     if review.state != Review.State.COMPLETE:
         raise ReviewError("This review is not complete.")
@@ -271,7 +290,7 @@ def reopen_review(review: Review, *, by, now: datetime | None = None) -> Review:
     review.completed_at = None
     review.completed_by = None
     review.save(update_fields=["state", "completed_at", "completed_by"])
-    _entry(review.incident, f"{display_name(by)} reopened the review", by=by, now=now, data={})
+    _entry(incident, f"{display_name(by)} reopened the review", by=by, now=now, data={})
     return review
 
 
@@ -282,7 +301,6 @@ def add_action_item(
     owner,
     due_date: date,
     priority: str = ActionItem.Priority.MEDIUM,
-    by=None,
     now: datetime | None = None,
 ) -> ActionItem:
     now = now or timezone.now()
@@ -332,7 +350,6 @@ def context(review: Review) -> dict:
         "review": review,
         "incident": incident,
         "items": list(review.action_items.select_related("owner")),
-        "commander": commander(incident),
     }
 
 

@@ -5,9 +5,11 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from incidents.admin import CappedCountPaginator
 from incidents.models import Incident
 
 from .models import Alert, AlertFingerprint, ApiKey, Integration
+from .services import where_to_send
 
 # The library's own key model is not used: ours acts as a user.
 admin.site.unregister(APIKey)
@@ -36,14 +38,9 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Where to send alerts")
     def endpoint(self, obj):
-        from django.conf import settings
-
         if not obj.pk:
             return "Save to get the key."
-        base = f"{settings.SITE_URL}/api/v1"
-        if obj.kind == Integration.Kind.EVENTS:
-            return f"POST {base}/events/ with routing_key set to the key above"
-        return f"{base}/integrations/{obj.key}/{obj.kind}/ (or the key as a Bearer token)"
+        return where_to_send(obj, obj.key)
 
     @admin.display(description="Alerts received")
     def alerts_link(self, obj):
@@ -51,19 +48,6 @@ class IntegrationAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:integrations_alert_changelist") + f"?integration__id__exact={obj.pk}"
         return format_html('<a href="{}">See its alerts</a>', url)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Alerts are what monitoring sent: written by integrations/ingest.py, never by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class AlertFingerprintInline(admin.TabularInline):
@@ -81,7 +65,9 @@ class AlertFingerprintInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are what monitoring sent: written by integrations/ingest.py, never by hand."""
+
     list_display = [
         "dedup_key",
         "integration",
@@ -98,6 +84,9 @@ class AlertAdmin(ReadOnlyAdmin):
     search_fields = ["dedup_key", "summary", "source", "incident__public_id"]
     date_hierarchy = "last_seen_at"
     inlines = [AlertFingerprintInline]
+    # An alert storm makes this table large: no full count.
+    paginator = CappedCountPaginator
+    show_full_result_count = False
     fields = [
         "integration",
         "dedup_key",
@@ -138,3 +127,12 @@ class AlertAdmin(ReadOnlyAdmin):
     @admin.display(description="Group alerts", ordering="fingerprint_total")
     def fingerprint_count(self, obj):
         return obj.fingerprint_total or "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -28,14 +28,21 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import ErrorSerializer
+
 from . import ingest
 from .models import Integration
+from .services import endpoint
 
 MAX_BODY_BYTES = 512 * 1024  # the Events API v2 limit, for every receiver
 MAX_DEPTH = 32  # JSON nesting; deeper is refused before anything is stored
 AUTH_CHALLENGE = 'Bearer realm="integrations"'
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 SEVERITIES = ["critical", "error", "warning", "info"]
+# The Events API's limits, read by the serializers and by quick_trigger alike.
+KEY_MAX = Integration._meta.get_field("key").max_length
+SUMMARY_MAX = 1024
+DEDUP_KEY_MAX = 255
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -184,7 +191,7 @@ def _string_map(help_text: str):
 
 
 class EventsV2PayloadSerializer(serializers.Serializer):
-    summary = _required_text(max_length=1024, help_text="The incident's title (200 shown).")
+    summary = _required_text(max_length=SUMMARY_MAX, help_text="The incident's title (200 shown).")
     source = _required_text(help_text="Where the problem is: a host, a service, a URL.")
     severity = StrictChoiceField(
         SEVERITIES, help_text="Mapped to a portal severity by the integration's severity map."
@@ -214,7 +221,7 @@ class EventsV2ImageSerializer(serializers.Serializer):
 
 class EventsV2CommonSerializer(serializers.Serializer):
     routing_key = _required_text(
-        max_length=64, help_text="The key of an Events API integration, from the admin."
+        max_length=KEY_MAX, help_text="The key of an Events API integration, from the admin."
     )
     client = _text()
     client_url = _text()
@@ -224,7 +231,7 @@ class EventsV2CommonSerializer(serializers.Serializer):
 
 def _optional_dedup_key(help_text: str):
     return StrictCharField(
-        max_length=255,
+        max_length=DEDUP_KEY_MAX,
         required=False,
         allow_blank=True,
         allow_null=True,
@@ -288,12 +295,12 @@ def quick_trigger(body) -> dict | None:
     if not isinstance(body, dict) or body.get("event_action") != "trigger":
         return None
     payload = body.get("payload")
-    if not isinstance(payload, dict) or not _text_of(body.get("routing_key"), 1, 64):
+    if not isinstance(payload, dict) or not _text_of(body.get("routing_key"), 1, KEY_MAX):
         return None
     summary, source = payload.get("summary"), payload.get("source")
     severity = payload.get("severity")
     if not (
-        _text_of(summary, 1, 1024)
+        _text_of(summary, 1, SUMMARY_MAX)
         and _text_of(source, 1)
         and isinstance(severity, str)
         and severity in SEVERITIES
@@ -314,7 +321,7 @@ def quick_trigger(body) -> dict | None:
     data = {"routing_key": body["routing_key"], "event_action": "trigger", "payload": out}
     if "dedup_key" in body:
         dedup_key = body["dedup_key"]
-        if dedup_key is not None and not _text_of(dedup_key, 0, 255):
+        if dedup_key is not None and not _text_of(dedup_key, 0, DEDUP_KEY_MAX):
             return None
         data["dedup_key"] = dedup_key
     if not _optional_texts(body, ("client", "client_url"), data):
@@ -347,12 +354,16 @@ class EventsV2TriggerSerializer(EventsV2CommonSerializer):
 
 class EventsV2AcknowledgeSerializer(EventsV2CommonSerializer):
     event_action = StrictChoiceField(["acknowledge"])
-    dedup_key = _required_text(max_length=255, help_text="The key of the alert to acknowledge.")
+    dedup_key = _required_text(
+        max_length=DEDUP_KEY_MAX, help_text="The key of the alert to acknowledge."
+    )
 
 
 class EventsV2ResolveSerializer(EventsV2CommonSerializer):
     event_action = StrictChoiceField(["resolve"])
-    dedup_key = _required_text(max_length=255, help_text="The key of the alert to resolve.")
+    dedup_key = _required_text(
+        max_length=DEDUP_KEY_MAX, help_text="The key of the alert to resolve."
+    )
 
 
 EVENT_REQUEST = PolymorphicProxySerializer(
@@ -451,17 +462,8 @@ def result_body(result: ingest.Result) -> dict:
     }
 
 
-class IngestErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="One sentence.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Messages per field (`payload.summary`, `alerts.0.fingerprint` ...).",
-    )
-
-
 def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(IngestErrorSerializer, description=description)
+    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 ACCEPTED = OpenApiResponse(
@@ -470,10 +472,9 @@ ACCEPTED = OpenApiResponse(
 )
 LIMITS = {
     413: _error(f"Body larger than {MAX_BODY_BYTES // 1024} KB"),
-    429: OpenApiResponse(
-        IngestErrorSerializer,
-        description="Over the integration's requests per minute; `Retry-After` says when to "
-        "send again (seconds).",
+    429: _error(
+        "Over the integration's requests per minute; `Retry-After` says when to send again "
+        "(seconds)."
     ),
     503: _error("The portal cannot open an incident now (its severity policy needs fixing)"),
 }
@@ -526,31 +527,33 @@ class IngestView(APIView):
             )
         return integration
 
-    def admit_by_key(self, key: str, unknown, now, check) -> tuple[Integration, int | None]:
+    def remembered(self, key: str, now, check=None) -> tuple[Integration, int | None] | None:
+        """The integration this process remembers for the key, counted against its rate limit
+        (the seconds to wait, or None); None when it is not remembered or changed since it was
+        read, and must be decided on the row as it is now."""
         integration = ingest.cached_integration(key, self.kind)
-        if integration is not None:
-            if check is not None:
-                check(integration)
-            try:
-                return integration, ingest.over_rate_limit(integration, now, verify=True)
-            except ingest.StaleIntegration:
-                pass  # changed since this process read it: decided on the row as it is now
-        # A key longer than any key, or with a NUL PostgreSQL cannot compare, is just unknown.
-        plausible = len(key) <= Integration._meta.get_field("key").max_length and "\x00" not in key
-        integration = ingest.load_integration(key) if plausible else None
+        if integration is None:
+            return None
+        if check is not None:
+            check(integration)
+        try:
+            return integration, ingest.over_rate_limit(integration, now, verify=True)
+        except ingest.StaleIntegration:
+            return None
+
+    def admit_by_key(self, key: str, unknown, now, check) -> tuple[Integration, int | None]:
+        counted = self.remembered(key, now, check)
+        if counted is not None:
+            return counted
+        integration = ingest.load_integration(key)
         if integration is None:
             raise unknown("No integration has this key.")
         if not integration.is_active:
             raise unknown(f"The integration {integration.name} is disabled.")
         if integration.kind != self.kind:
-            where = (
-                "POST /api/v1/events/"
-                if integration.kind == Integration.Kind.EVENTS
-                else f"/api/v1/integrations/<key>/{integration.kind}/"
-            )
             raise unknown(
                 f"This key belongs to a {integration.get_kind_display()} integration: "
-                f"send to {where}."
+                f"send to {endpoint(integration.kind)}."
             )
         if check is not None:
             check(integration)
@@ -603,18 +606,13 @@ class EventsView(IngestView):
             data = quick_trigger(read_json(request))
         except Exception:  # whatever it is, post() meets it again and answers it
             return None
-        if data is None:
+        counted = self.remembered(data["routing_key"], now) if data is not None else None
+        if counted is None:
             return None
-        integration = ingest.cached_integration(data["routing_key"], self.kind)
-        if integration is None:
-            return None
-        try:
-            wait = ingest.over_rate_limit(integration, now, verify=True)
-        except ingest.StaleIntegration:
-            return None
+        integration, wait = counted
         if wait is None:
             try:
-                result = ingest.trigger(integration, data.get("dedup_key") or None, data, now)
+                result = ingest.trigger(integration, data, now)
             except ingest.IngestUnavailable:
                 pass  # post() runs it again (nothing was stored) and answers 503
             else:
@@ -627,7 +625,7 @@ class EventsView(IngestView):
                 response["Allow"] = ", ".join(self.allowed_methods)
                 response["Vary"] = "Accept"
                 return response
-        request.ingest_counted = (integration, wait)
+        request.ingest_counted = counted
         return None
 
     @extend_schema(
@@ -660,12 +658,10 @@ class EventsView(IngestView):
         integration = self.admit(request, key, _field_401("routing_key"), now)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        action = data["event_action"]
-        dedup_key = data.get("dedup_key") or ""
-        if action == "trigger":
-            return self.run(ingest.trigger, integration, dedup_key or None, data, now)
-        call = ingest.acknowledge if action == "acknowledge" else ingest.resolve
-        return self.run(call, integration, dedup_key, now)
+        if data["event_action"] == "trigger":
+            return self.run(ingest.trigger, integration, data, now)
+        call = ingest.acknowledge if data["event_action"] == "acknowledge" else ingest.resolve
+        return self.run(call, integration, data["dedup_key"], now)
 
 
 class WebhookView(IngestView):
@@ -685,11 +681,7 @@ class WebhookView(IngestView):
             )
 
         def same_as_url(integration: Integration) -> None:
-            if (
-                path_key != integration.key
-                and "\x00" not in path_key
-                and Integration.objects.filter(key=path_key).exclude(pk=integration.pk).exists()
-            ):
+            if ingest.names_another_integration(path_key, integration):
                 raise exceptions.AuthenticationFailed(
                     "The URL and the Authorization header name different integrations."
                 )

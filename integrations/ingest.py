@@ -116,8 +116,14 @@ def _version_sql() -> str:
     return f"{table}.xmin::text || ':' || {table}.ctid::text"
 
 
-def _caches() -> bool:
+def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
+
+
+def _plausible_key(key: str) -> bool:
+    # A key longer than any key, or with a NUL PostgreSQL cannot compare (a DataError, so a
+    # 500), names no integration.
+    return len(key) <= Integration._meta.get_field("key").max_length and "\x00" not in key
 
 
 def cached_integration(key: str, kind: str) -> Integration | None:
@@ -139,11 +145,13 @@ def cached_integration(key: str, kind: str) -> Integration | None:
 def load_integration(key: str) -> Integration | None:
     """The integration with this key, read now (with what an opening needs); remembered when
     it is active. The caller refuses a missing, disabled or wrong-kind one."""
+    if not _plausible_key(key):
+        return None
     rows = Integration.objects.select_related("acts_as", "default_service", "default_type")
-    if _caches():
+    if _on_postgresql():
         rows = rows.annotate(row_version=RawSQL(_version_sql(), ()))
     integration = rows.filter(key=key).first()
-    if integration is not None and integration.is_active and _caches():
+    if integration is not None and integration.is_active and _on_postgresql():
         if len(_cached) >= _MAX_CACHED:
             _cached.clear()
         _cached[key] = (time.monotonic() + INTEGRATION_TTL, integration)
@@ -152,11 +160,19 @@ def load_integration(key: str) -> Integration | None:
     return integration
 
 
+def names_another_integration(key: str, integration: Integration) -> bool:
+    """Whether the key is another integration's (a webhook URL naming one integration while
+    its Authorization header names another)."""
+    if key == integration.key or not _plausible_key(key):
+        return False
+    return Integration.objects.filter(key=key).exclude(pk=integration.pk).exists()
+
+
 # --- Serialising work on one key -----------------------------------------------------------
 
 
 def _lock(integration: Integration, dedup_key: str) -> None:
-    if connection.vendor == "postgresql":
+    if _on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -286,10 +302,6 @@ def _resolve_if_last(integration: Integration, alert: Alert, note: str, now: dat
 # --- Events API v2 -------------------------------------------------------------------------
 
 
-def new_dedup_key() -> str:
-    return uuid.uuid4().hex
-
-
 def _repeats(alert: Alert) -> str:
     if not alert.unreported:
         return ""
@@ -297,10 +309,11 @@ def _repeats(alert: Alert) -> str:
     return f"{alert.unreported} more trigger{plural} since {alert.reported_at:%H:%M:%S} UTC"
 
 
-def trigger(integration: Integration, dedup_key: str | None, data: dict, now: datetime) -> Result:
-    """``data`` is a validated Events API v2 body; its ``payload`` describes the alert."""
-    generated = not dedup_key
-    dedup_key = dedup_key or new_dedup_key()
+def trigger(integration: Integration, data: dict, now: datetime) -> Result:
+    """``data`` is a validated Events API v2 body; its ``payload`` describes the alert. Without
+    a dedup key (absent, null or empty), one is generated."""
+    generated = not data.get("dedup_key")
+    dedup_key = data.get("dedup_key") or uuid.uuid4().hex
     payload = data["payload"]
     fields = {
         "summary": payload["summary"],
@@ -416,7 +429,7 @@ def _append(
     conditions on the row as committed (so the trigger then opens a new incident, or counts as
     not yet told). An opening never comes this way: with no open row, nothing is updated.
     """
-    if connection.vendor != "postgresql":
+    if not _on_postgresql():
         return None
     with connection.cursor() as cursor:
         cursor.execute(

@@ -156,10 +156,6 @@ class Alert(models.Model):
     def __str__(self) -> str:
         return f"{self.integration}: {self.dedup_key}"
 
-    @property
-    def is_open(self) -> bool:
-        return self.status != self.Status.RESOLVED
-
 
 class AlertFingerprint(models.Model):
     """One alert of an Alertmanager or Grafana group, identified by its fingerprint (never by

@@ -1,8 +1,10 @@
-"""Creating API keys and integrations (the admin and the management commands call these)."""
+"""Creating API keys and integrations (the management commands call these; the admin's add
+forms save the model, the library hashing the API key)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -61,3 +63,19 @@ def create_integration(name: str, kind: str, **fields) -> Integration:
     return Integration.objects.create(
         name=name, kind=kind, acts_as=service_user(name, "integration"), **fields
     )
+
+
+def endpoint(kind: str, key: str = "<key>") -> str:
+    """Where an integration of this kind sends its alerts (the admin, the command and the
+    refusal of a key sent to the wrong endpoint say the same)."""
+    if kind == Integration.Kind.EVENTS:
+        return "/api/v1/events/"
+    return f"/api/v1/integrations/{key}/{kind}/"
+
+
+def where_to_send(integration: Integration, key: str = "<key>") -> str:
+    """The sentence telling an operator where to point the sender."""
+    url = f"{settings.SITE_URL}{endpoint(integration.kind, key)}"
+    if integration.kind == Integration.Kind.EVENTS:
+        return f"POST {url} with the key as routing_key"
+    return f"point {integration.kind} at {url} (or send the key as a Bearer token)"

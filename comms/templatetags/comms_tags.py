@@ -1,14 +1,13 @@
 """The communications panel on an incident's page and the overdue list on the admin home."""
 
 from django import template
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from incidents.models import Incident
 
 from .. import cadence, war_room
 from ..forms import PublicFaceForm
-from ..models import Communication, IncidentComms, Notification
+from ..models import Communication, IncidentComms
 
 register = template.Library()
 
@@ -23,12 +22,10 @@ def comms_panel(context, incident):
     state = IncidentComms.objects.filter(incident=incident).first()
     log = list(
         Communication.objects.filter(incident=incident)
+        .with_delivery()
         .select_related("author")
-        .prefetch_related(delivery_rows())
         .order_by("-at", "-pk")[:LOG_SHOWN]
     )
-    for entry in log:
-        entry.delivery = delivery_summary(entry)
     return {
         "incident": incident,
         "state": state,
@@ -42,28 +39,6 @@ def comms_panel(context, incident):
         and incident.status != "closed",
         "public_form": PublicFaceForm(instance=state) if state else PublicFaceForm(),
     }
-
-
-def delivery_rows() -> Prefetch:
-    """Only the state of each outbox row: a stakeholder email can have thousands of rows, and
-    ``delivery_summary`` needs none of their bodies."""
-    return Prefetch(
-        "notifications", queryset=Notification.objects.only("pk", "communication_id", "state")
-    )
-
-
-def delivery_summary(entry: Communication) -> str:
-    """ "3 sent, 1 pending" from the outbox rows of one logged message."""
-    if entry.manual:
-        return "posted by hand"
-    if entry.channel == Communication.Channel.STATUS_PAGE:
-        return "published"
-    counts: dict[str, int] = {}
-    for row in entry.notifications.all():
-        counts[row.state] = counts.get(row.state, 0) + 1
-    if not counts:
-        return "nobody to send to" if not entry.recipient_count else "-"
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
 @register.inclusion_tag("admin/comms/overdue_panel.html", takes_context=True)

@@ -39,8 +39,8 @@ def test_a_token_names_its_stakeholder_and_nothing_else(cleo):
 
     assert links.stakeholder_for(token) == cleo
     assert links.url_for(cleo) == f"{settings.SITE_URL}/unsubscribe/{token}/"
-    assert links.tokens_for([cleo.pk]) == {cleo.pk: links.url_for(cleo)}
-    assert links.headers_for(cleo) == {
+    assert links.urls_for([cleo.pk]) == {cleo.pk: links.url_for(cleo)}
+    assert links.headers_for_url(links.url_for(cleo)) == {
         "List-Unsubscribe": f"<{links.url_for(cleo)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
@@ -62,9 +62,9 @@ def test_the_link_keeps_working_years_later(cleo):
         assert links.stakeholder_for(token) == cleo
 
 
-def test_tokens_for_a_fan_out_make_no_query(cleo, django_assert_num_queries):
+def test_urls_for_a_fan_out_make_no_query(cleo, django_assert_num_queries):
     with django_assert_num_queries(0):
-        urls = links.tokens_for(range(1, 501))
+        urls = links.urls_for(range(1, 501))
     assert len(urls) == 500
 
 

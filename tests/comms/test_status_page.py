@@ -101,6 +101,14 @@ def test_the_severity_rank_gives_the_impact_when_the_commander_did_not():
     ]
 
 
+def test_a_maintenance_window_is_upcoming_then_ongoing_then_past():
+    starts, ends = T0, T0 + timedelta(hours=2)
+    assert [
+        status_page.maintenance_phase(starts, ends, now)
+        for now in (T0 - timedelta(seconds=1), T0, ends - timedelta(seconds=1), ends)
+    ] == ["upcoming", "ongoing", "ongoing", "past"]
+
+
 def test_a_state_set_by_hand_wins_over_incidents_and_maintenance():
     assert status_page.service_state("operational", ["major_outage"], True) == "operational"
     assert status_page.service_state("", ["degraded_performance"], True) == "degraded_performance"
@@ -359,6 +367,25 @@ def test_the_feed_is_atom_with_an_entry_per_public_update_and_maintenance(client
     again_ids = [entry.findtext(f"{ATOM}id") for entry in again]
     assert again_ids[0] == ids[0] and again_ids[2:] == ids[1:]
     assert again_ids[1] not in ids
+
+
+def test_a_feed_entry_links_to_its_card_only_while_the_page_shows_it(client, scene):
+    open_, fixed = scene
+    old = public(declare("Old", code="P2", now=T0 - timedelta(days=30)), title="Old outage")
+    post(old, "Fixed long ago.", at=T0 - timedelta(days=29))
+    services.resolve_incident(old, by=UserFactory(), now=T0 - timedelta(days=29))
+    maintenance("Last month", T0 - timedelta(days=20), 1)
+
+    entries = ET.fromstring(get(client, FEED).content).findall(f"{ATOM}entry")
+    links = {e.findtext(f"{ATOM}title"): e.find(f"{ATOM}link").get("href") for e in entries}
+    page = get(client, PAGE).content.decode()
+
+    assert links["Checkout was slow: Resolved"] == f"http://testserver/status/#incident-{fixed.pk}"
+    assert f'id="incident-{fixed.pk}"' in page
+    # Resolved a month ago and over last month: not on the page, so no anchor to miss.
+    assert links["Old outage: Investigating"] == "http://testserver/status/"
+    assert links["Scheduled maintenance: Last month"] == "http://testserver/status/"
+    assert f'id="incident-{old.pk}"' not in page
 
 
 def test_the_summary_is_json_for_other_tools(client, scene):

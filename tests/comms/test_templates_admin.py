@@ -271,3 +271,16 @@ def test_every_variable_the_public_context_offers_is_listed():
         incident = declare("Checkout is down", code="P1")
     context = rendering.public_context(incident, now=T0)
     assert set(context) == {name for name, _, _ in VARIABLES["public"]}
+
+
+def test_the_reset_page_names_who_last_edited_it(client, editor):
+    editor.first_name, editor.last_name = "Edna", "Mode"
+    editor.save()
+    client.force_login(editor)
+    edited = form_data("chat_update", body_text="Edited {{ status }}")
+    assert client.post(url("chat_update"), edited).status_code == 302
+
+    page = client.get(url("chat_update", "reset/")).content.decode()
+
+    assert "by Edna Mode." in page
+    assert "Reset to default" in client.get(url("chat_update")).content.decode()

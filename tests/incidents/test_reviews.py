@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from incidents import reviews, services
-from incidents.models import ActionItem, Review, Service, Status, TimelineEntry
+from incidents.models import ActionItem, Incident, Review, Service, Status, TimelineEntry
 
 from .factories import UserFactory, declare, incident_type
 
@@ -93,6 +93,37 @@ def test_the_third_incident_of_a_type_or_service_in_thirty_days_is_recurring():
     ]
 
 
+def test_recurring_services_are_counted_in_one_query_whatever_their_number(
+    django_assert_num_queries,
+):
+    rules = reviews.rules()
+    names = ["Billing", "Checkout", "Search"]
+    for name in names:
+        Service.objects.create(name=name)
+
+    def incident_affecting(*chosen):
+        return declare(
+            "Errors", code="P3", affected_services=Service.objects.filter(name__in=chosen)
+        )
+
+    incident_affecting("Checkout")
+    incident_affecting(*names)
+    one = incident_affecting("Billing")
+    three = incident_affecting(*names)
+    now = three.declared_at
+
+    one = Incident.objects.select_related("severity").get(pk=one.pk)
+    three = Incident.objects.select_related("severity").get(pk=three.pk)
+    with django_assert_num_queries(1):
+        assert reviews.required_because(one, now, rules) == []
+    with django_assert_num_queries(1):
+        reasons = reviews.required_because(three, now, rules)
+    assert reasons == [
+        "recurring: 3 incidents affecting Billing in 30 days",
+        "recurring: 3 incidents affecting Checkout in 30 days",
+    ]
+
+
 def test_a_required_review_blocks_closing_until_it_is_complete():
     incident = declared("P0")
     owner = UserFactory()
@@ -120,6 +151,28 @@ def test_a_required_review_blocks_closing_until_it_is_complete():
         "completed the post-incident review"
         in incident.timeline.filter(kind=TimelineEntry.Kind.REVIEW).order_by("pk").last().body
     )
+
+
+def test_a_reopened_review_blocks_closing_again_and_a_closed_incident_keeps_its_review():
+    incident = declared("P0")
+    owner = UserFactory()
+    resolve_after(incident, timedelta(hours=2))
+    review = Review.objects.get(incident=incident)
+    for field in reviews.REQUIRED_SECTIONS:
+        setattr(review, field, "Written.")
+    review.save()
+    reviews.complete_review(review, by=owner)
+
+    reviews.reopen_review(review, by=owner)
+    with pytest.raises(services.IncidentError, match="needs its post-incident review completed"):
+        services.change_status(incident, Status.CLOSED, by=owner)
+
+    reviews.complete_review(review, by=owner)
+    services.change_status(incident, Status.CLOSED, by=owner)
+    with pytest.raises(reviews.ReviewError, match="part of the record"):
+        reviews.reopen_review(review, by=owner)
+    review.refresh_from_db()
+    assert review.state == Review.State.COMPLETE
 
 
 def test_an_action_item_needs_an_owner_before_the_review_completes():

@@ -1,8 +1,7 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.models import Integration
-from integrations.services import IntegrationError, create_integration
+from integrations.services import IntegrationError, create_integration, where_to_send
 
 
 class Command(BaseCommand):
@@ -17,10 +16,5 @@ class Command(BaseCommand):
             integration = create_integration(name, kind)
         except IntegrationError as exc:
             raise CommandError(str(exc)) from exc
-        base = f"{settings.SITE_URL}/api/v1"
-        if kind == Integration.Kind.EVENTS:
-            where = f"POST {base}/events/ with this key as routing_key"
-        else:
-            where = f"point {kind} at {base}/integrations/<key>/{kind}/"
-        self.stdout.write(f"Integration {name!r} ({kind}): {where}. Key:")
+        self.stdout.write(f"Integration {name!r} ({kind}): {where_to_send(integration)}. Key:")
         self.stdout.write(integration.key)
