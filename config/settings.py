@@ -281,6 +281,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.int("ESCALATION_TICK_SECONDS", default=5)),
         "options": {"expires": 30},
     },
+    # Incidents of alerts whose wake-up was lost (broker outage, a killed worker).
+    "alert-declarations": {
+        "task": "integrations.tasks.declare_alerts",
+        "schedule": timedelta(seconds=env.int("ALERT_DECLARATION_SWEEP_SECONDS", default=5)),
+        "options": {"expires": 30},
+    },
     "outbox-sweep": {
         "task": "comms.tasks.sweep_outbox",
         "schedule": timedelta(seconds=env.int("OUTBOX_SWEEP_SECONDS", default=10)),

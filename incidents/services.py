@@ -7,7 +7,7 @@ The admin calls them now; the API calls the same functions.
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -113,6 +113,13 @@ def next_public_id(now: datetime) -> tuple[str, datetime, int]:
     return f"INC-{day:%Y%m%d}-{sequence:03d}", day, sequence
 
 
+def reserved_public_id(public_id: str) -> tuple[str, date, int]:
+    """An id handed out earlier from the same counter (an alert reserves its incident's id
+    when it arrives, integrations/ingest.py), as next_public_id gives it."""
+    _, digits, number = public_id.split("-")
+    return public_id, datetime.strptime(digits, "%Y%m%d").date(), int(number)
+
+
 def _entry(
     incident: Incident,
     kind: str,
@@ -184,10 +191,11 @@ def declare_incident(
     impact_scope: str = "",
     affected_services: Iterable = (),
     now: datetime | None = None,
+    reserved_id: str | None = None,
 ) -> Incident:
     """Open an incident.
 
-    1. Number it (per-day sequence), start its SLA clocks from now.
+    1. Number it (per-day sequence, or the id reserved for it), start its SLA clocks from now.
     2. Set the milestones that are already true (detected, investigation started).
     3. Copy the type's checklist; the type may imply the security or data-loss flag.
     4. Write the "declared" timeline entry.
@@ -204,7 +212,9 @@ def declare_incident(
         is_security = is_security or incident_type.implies_security
         is_data_loss = is_data_loss or incident_type.implies_data_loss
     ack_due_at, resolution_due_at = sla_deadlines(severity, now)
-    public_id, day, sequence = next_public_id(now)
+    public_id, day, sequence = (
+        reserved_public_id(reserved_id) if reserved_id else next_public_id(now)
+    )
     incident = Incident(
         public_id=public_id,
         day=day,

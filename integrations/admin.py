@@ -1,12 +1,12 @@
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from incidents.admin import CappedCountPaginator
-from incidents.models import Incident
+from incidents.models import SECURITY_TEAM_GROUP, Incident
 
 from .models import Alert, AlertFingerprint, ApiKey, Integration
 from .services import where_to_send
@@ -81,7 +81,7 @@ class AlertAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "integration", "severity"]
     list_select_related = ["integration", "incident"]
-    search_fields = ["dedup_key", "summary", "source", "incident__public_id"]
+    search_fields = ["dedup_key", "summary", "source", "incident_public_id"]
     date_hierarchy = "last_seen_at"
     inlines = [AlertFingerprintInline]
     # An alert storm makes this table large: no full count.
@@ -110,19 +110,26 @@ class AlertAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         # An alert shows what its incident is about: hidden with a security incident the
-        # user may not see.
+        # user may not see. One awaiting its incident (a moment, normally) is shown unless the
+        # integration's type would make that incident a security one.
         visible = Incident.objects.visible_to(request.user).values("pk")
+        awaiting = Q(incident__isnull=True)
+        user = request.user
+        if not (user.is_superuser or user.groups.filter(name=SECURITY_TEAM_GROUP).exists()):
+            awaiting &= ~Q(integration__default_type__implies_security=True)
         return (
             super()
             .get_queryset(request)
-            .filter(incident__in=visible)
+            .filter(Q(incident__in=visible) | awaiting)
             .annotate(fingerprint_total=Count("fingerprints"))
         )
 
-    @admin.display(description="Incident", ordering="incident__public_id")
+    @admin.display(description="Incident", ordering="incident_public_id")
     def incident_link(self, obj):
+        if obj.incident_id is None:
+            return f"{obj.incident_public_id} (being declared)"
         url = reverse("admin:incidents_incident_change", args=[obj.incident_id])
-        return format_html('<a href="{}">{}</a>', url, obj.incident.public_id)
+        return format_html('<a href="{}">{}</a>', url, obj.incident_public_id)
 
     @admin.display(description="Group alerts", ordering="fingerprint_total")
     def fingerprint_count(self, obj):

@@ -24,12 +24,13 @@ Deduplication (docs/integrations.md):
 import functools
 import hashlib
 import json
+import logging
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -53,6 +54,8 @@ from incidents.services import (
 )
 
 from .models import Alert, AlertFingerprint, Integration, RateWindow
+
+log = logging.getLogger(__name__)
 
 # Repeated triggers of one alert write one timeline entry per this much time at most.
 REPORT_EVERY = timedelta(minutes=1)
@@ -197,12 +200,17 @@ def _serialised(integration: Integration, dedup_key: str, work: Callable[[], Res
 def _open_alert(integration: Integration, dedup_key: str, now: datetime) -> Alert | None:
     alert = (
         Alert.objects.select_for_update(of=("self",))
-        .select_related("incident")
         .filter(integration=integration, dedup_key=dedup_key)
         .exclude(status=Alert.Status.RESOLVED)
         .first()
     )
-    if alert is not None and not alert.incident.is_open:
+    if alert is None:
+        return None
+    alert.integration = integration
+    if not alert.is_declared:
+        # Answered, its incident not declared yet: what follows acts on that incident.
+        _declare_alert(alert)
+    elif not alert.incident.is_open:
         # Resolved or closed in the portal: this alert's story is over. No timeline entry (a
         # closed incident's record no longer changes); the row keeps when it ended.
         alert.status = Alert.Status.RESOLVED
@@ -258,6 +266,7 @@ def _declare(
     severities: Iterable[str],
     detected_at: datetime | None,
     now: datetime,
+    reserved_id: str | None = None,
 ) -> Incident:
     severity, fallback = _severity(integration, severities)
     try:
@@ -271,6 +280,7 @@ def _declare(
             detected_at=_detected_at(detected_at, now),
             affected_services=[integration.default_service] if integration.default_service else [],
             now=now,
+            reserved_id=reserved_id,
         )
     except IncidentError as exc:
         raise IngestUnavailable(exc.message) from exc
@@ -309,9 +319,9 @@ def _repeats(alert: Alert) -> str:
     return f"{alert.unreported} more trigger{plural} since {alert.reported_at:%H:%M:%S} UTC"
 
 
-def trigger(integration: Integration, data: dict, now: datetime) -> Result:
-    """``data`` is a validated Events API v2 body; its ``payload`` describes the alert. Without
-    a dedup key (absent, null or empty), one is generated."""
+def _trigger_fields(data: dict, now: datetime) -> tuple[str, bool, dict]:
+    """The dedup key (generated when absent, null or empty), whether it was generated, and
+    what an alert row keeps of the trigger."""
     generated = not data.get("dedup_key")
     dedup_key = data.get("dedup_key") or uuid.uuid4().hex
     payload = data["payload"]
@@ -327,46 +337,151 @@ def trigger(integration: Integration, data: dict, now: datetime) -> Result:
         "last_payload": _jsonable({k: v for k, v in data.items() if k != "routing_key"}),
         "last_seen_at": now,
     }
-    if not generated:  # a key just made up has no alert yet
-        appended = _append(integration, dedup_key, fields, now)
-        if appended is not None:
-            count, public_id = appended
-            return _appended(dedup_key, public_id, count)
-    facts = {
-        "dedup_key": dedup_key,
-        "severity": payload["severity"],
-        "source": payload["source"],
-        **{name: payload[name] for name in ("component", "group", "class") if payload.get(name)},
+    return dedup_key, generated, fields
+
+
+def _facts(alert: Alert) -> dict:
+    return {
+        "dedup_key": alert.dedup_key,
+        "severity": alert.severity,
+        "source": alert.source,
+        **{
+            name: value
+            for name, value in (
+                ("component", alert.component),
+                ("group", alert.group),
+                ("class", alert.alert_class),
+            )
+            if value
+        },
     }
+
+
+def _opened(alert: Alert) -> Result:
+    return Result(
+        Action.OPENED,
+        alert.dedup_key,
+        alert.incident_public_id,
+        f"Event accepted: opens {alert.incident_public_id}.",
+    )
+
+
+def trigger(integration: Integration, data: dict, now: datetime) -> Result:
+    """``data`` is a validated Events API v2 body, its sender admitted and counted."""
+    dedup_key, _, fields = _trigger_fields(data, now)
+    if _on_postgresql():
+        action, count, public_id = _trigger_call(integration, data, dedup_key, fields, now)
+        if action != "locked":
+            return _called(action, dedup_key, count, public_id)
+    return _trigger_locked(integration, data, dedup_key, fields, now)
+
+
+def counted_trigger(integration: Integration, data: dict, now: datetime) -> Result | int:
+    """A trigger from an integration this process remembers (cached_integration), counted
+    against its rate limit in the same call that stores it: the Result, or the seconds to wait
+    when it is over its limit (then nothing else was done). Raises StaleIntegration (nothing
+    counted, nothing stored) when the integration changed since it was read."""
+    dedup_key, _, fields = _trigger_fields(data, now)
+    action, count, public_id = _trigger_call(
+        integration,
+        data,
+        dedup_key,
+        fields,
+        now,
+        version=integration.row_version,
+        limit=integration.rate_limit_per_minute,
+    )
+    if action == "stale":
+        raise StaleIntegration()
+    if action == "limited":
+        return _seconds_to_next_window(now)
+    if action != "locked":
+        return _called(action, dedup_key, count, public_id)
+    return _trigger_locked(integration, data, dedup_key, fields, now)
+
+
+def _called(action: str, dedup_key: str, count: int, public_id: str) -> Result:
+    if action == "appended":
+        return _appended(dedup_key, public_id, count)
+    transaction.on_commit(wake_declarations)
+    return Result(Action.OPENED, dedup_key, public_id, f"Event accepted: opens {public_id}.")
+
+
+@functools.cache
+def _trigger_sql() -> str:
+    casts = [
+        "bigint", "text", "integer", "timestamptz", "text", "text", "text", "text", "text",
+        "text", "text", "jsonb", "jsonb", "timestamptz", "timestamptz", "timestamptz",
+        "text[]", "date",
+    ]  # fmt: skip
+    arguments = ", ".join(f"%s::{cast}" for cast in casts)
+    return f"SELECT out_action, out_count, out_incident FROM integrations_trigger({arguments})"
+
+
+def _trigger_call(
+    integration: Integration,
+    data: dict,
+    dedup_key: str,
+    fields: dict,
+    now: datetime,
+    *,
+    version: str | None = None,
+    limit: int = 0,
+) -> tuple[str, int | None, str | None]:
+    """The whole of a simple trigger in one round trip and one commit: the PostgreSQL function
+    ``integrations_trigger`` (migration 0005) counts it against the rate limit when
+    ``version`` is given, then appends it to the key's open alert, or stores a new alert with
+    its incident's id reserved, for declare_pending to declare. "locked" when the open alert
+    needs more than a count (a timeline entry is due, or its incident was resolved in the
+    portal): the caller takes the locked path.
+
+    No advisory lock is needed: the UPDATE changes only an open row, whose row lock serialises
+    it with the locked path (which holds it FOR UPDATE while it works), and an opening INSERT
+    that meets a concurrent one waits for it and then counts on its row.
+    """
+    window = now.replace(second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _trigger_sql(),
+            [
+                integration.pk,
+                version,
+                limit,
+                window,
+                dedup_key,
+                *(fields[name] for name in _ALERT_TEXT),
+                json.dumps(fields["custom_details"]),
+                json.dumps(fields["last_payload"]),
+                _detected_at(data["payload"].get("timestamp"), now),
+                now,
+                now - REPORT_EVERY,
+                list(OPEN_STATUSES),
+                now.astimezone(UTC).date(),
+            ],
+        )
+        return cursor.fetchone()
+
+
+def _trigger_locked(
+    integration: Integration, data: dict, dedup_key: str, fields: dict, now: datetime
+) -> Result:
+    """A trigger that needs more than a count, under the key's lock; and every trigger where
+    the database is not PostgreSQL (there the incident is declared in the request)."""
+    payload = data["payload"]
 
     def work() -> Result:
         alert = _open_alert(integration, dedup_key, now)
         if alert is None:
-            incident = _declare(
-                integration,
-                title=payload["summary"],
-                summary=_event_summary(integration, payload, dedup_key),
-                severities=[payload["severity"]],
-                detected_at=payload.get("timestamp"),
-                now=now,
-            )
             alert = Alert.objects.create(
                 integration=integration,
                 dedup_key=dedup_key,
-                incident=incident,
                 first_seen_at=now,
                 reported_at=now,
+                detected_at=_detected_at(payload.get("timestamp"), now),
                 **fields,
             )
-            _timeline(
-                integration,
-                incident,
-                f"{integration.name}: {payload['severity']} alert from {payload['source']}: "
-                f"{_clip(payload['summary'], 300)}",
-                now,
-                {**facts, "alert": alert.pk, "count": 1},
-            )
-            return Result(Action.OPENED, dedup_key, incident.public_id, "Event processed.")
+            _declare_alert(alert)
+            return _opened(alert)
         for name, value in fields.items():
             setattr(alert, name, value)
         alert.count += 1
@@ -378,11 +493,11 @@ def trigger(integration: Integration, data: dict, now: datetime) -> Result:
                 f"{integration.name}: {_repeats(alert)} ({alert.count} in all); latest: "
                 f"{payload['severity']}: {_clip(payload['summary'], 300)}",
                 now,
-                {**facts, "alert": alert.pk, "count": alert.count, "new": alert.unreported},
+                {**_facts(alert), "alert": alert.pk, "count": alert.count, "new": alert.unreported},
             )
             alert.reported_at, alert.unreported = now, 0
         alert.save(update_fields=[*fields, "count", "unreported", "reported_at"])
-        return _appended(dedup_key, alert.incident.public_id, alert.count)
+        return _appended(dedup_key, alert.incident_public_id, alert.count)
 
     return _serialised(integration, dedup_key, work)
 
@@ -396,58 +511,124 @@ def _appended(dedup_key: str, public_id: str, count: int) -> Result:
     )
 
 
-_APPEND_TEXT = ("summary", "source", "severity", "component", "group", "alert_class")
+_ALERT_TEXT = ("summary", "source", "severity", "component", "group", "alert_class")
+
+
+# --- Declaring the incidents of alerts answered before them ---------------------------------
+
+
+def _declare_alert(alert: Alert) -> Incident:
+    """Declare the incident of an Events API alert that has none yet, with the id reserved for
+    it (or a new one) and the time it arrived: its SLA clocks and escalation start from when
+    the sender was answered, not from when a worker got to it. Inside the caller's transaction,
+    with the alert row locked."""
+    integration = alert.integration
+    described = {
+        "summary": alert.summary,
+        "source": alert.source,
+        "severity": alert.severity,
+        "component": alert.component,
+        "group": alert.group,
+        "class": alert.alert_class,
+    }
+    now = alert.first_seen_at
+    incident = _declare(
+        integration,
+        title=alert.summary,
+        summary=_event_summary(integration, described, alert.dedup_key),
+        severities=[alert.severity],
+        detected_at=alert.detected_at,
+        now=now,
+        reserved_id=alert.incident_public_id or None,
+    )
+    alert.incident, alert.incident_public_id = incident, incident.public_id
+    alert.save(update_fields=["incident", "incident_public_id"])
+    _timeline(
+        integration,
+        incident,
+        f"{integration.name}: {alert.severity} alert from {alert.source}: "
+        f"{_clip(alert.summary, 300)}",
+        now,
+        {**_facts(alert), "alert": alert.pk, "count": 1},
+    )
+    return incident
+
+
+def declare_pending(*, limit: int = 1000) -> dict:
+    """Declare the incidents of alerts still awaiting theirs, oldest first, each in its own
+    transaction (the Celery task the request wakes, and beat's sweep). An alert another
+    process holds (a request declaring it, another worker) is skipped: whoever holds it
+    declares it. One that cannot be declared now (no active severity level; a calendar
+    missing) stays and is tried again by the next sweep; /api/health counts it after a minute.
+    """
+    declared, failed = 0, []
+    while declared + len(failed) < limit:
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("integration__acts_as")
+                .filter(incident__isnull=True)
+                .exclude(pk__in=failed)
+                .order_by("first_seen_at", "pk")
+                .first()
+            )
+            if alert is None:
+                break
+            try:
+                with transaction.atomic():
+                    _declare_alert(alert)
+            except IngestUnavailable as exc:
+                log.error("alert %s (%s) awaits its incident: %s", alert.pk, alert, exc.message)
+                failed.append(alert.pk)
+                continue
+        declared += 1
+    return {"declared": declared, "waiting": len(failed)}
+
+
+def awaiting_declaration(now: datetime, older_than: timedelta = timedelta(minutes=1)) -> dict:
+    """Alerts answered more than ``older_than`` ago whose incident is not declared yet."""
+    rows = Alert.objects.filter(incident__isnull=True, first_seen_at__lt=now - older_than)
+    oldest = rows.order_by("first_seen_at").values_list("first_seen_at", flat=True).first()
+    return {"count": rows.count(), "oldest_at": oldest}
+
+
+# Openings wake one declaring task, not one each: the first sets this key and publishes; the
+# task deletes it before it looks for work, so an opening after that wakes another.
+WAKE_KEY = "integrations:declare-wake"
+WAKE_TTL = 30  # seconds; beyond it (a lost task) beat's sweep has declared what was waiting
 
 
 @functools.cache
-def _append_sql() -> str:
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(name)} = %s" for name in _APPEND_TEXT)
-    open_statuses = ", ".join(["%s"] * len(OPEN_STATUSES))
-    return (
-        f"UPDATE {quote(Alert._meta.db_table)} AS alert SET {assignments}, "
-        "custom_details = %s::jsonb, last_payload = %s::jsonb, last_seen_at = %s, "
-        "count = alert.count + 1, unreported = alert.unreported + 1 "
-        f"FROM {quote(Incident._meta.db_table)} AS incident "
-        "WHERE alert.integration_id = %s AND alert.dedup_key = %s AND alert.status <> %s "
-        "AND alert.reported_at > %s AND incident.id = alert.incident_id "
-        f"AND incident.status IN ({open_statuses}) "
-        "RETURNING alert.count, incident.public_id"
-    )
+def _redis():
+    from django.conf import settings
 
-
-def _append(
-    integration: Integration, dedup_key: str, fields: dict, now: datetime
-) -> tuple[int, str] | None:
-    """A trigger counted on the key's open alert in one statement, when that is all it takes:
-    the alert is open, its incident too, and no timeline entry is due. The (count, incident id)
-    it reached; None when it is not that simple, for the locked path in trigger().
-
-    No advisory lock is needed: this only changes an existing open row, and its row lock
-    serialises it with the locked path, which holds that row FOR UPDATE while it works. If that
-    path resolves the alert or writes a timeline entry meanwhile, PostgreSQL re-checks the
-    conditions on the row as committed (so the trigger then opens a new incident, or counts as
-    not yet told). An opening never comes this way: with no open row, nothing is updated.
-    """
-    if not _on_postgresql():
+    if not settings.REDIS_URL:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _append_sql(),
-            [
-                *(fields[name] for name in _APPEND_TEXT),
-                json.dumps(fields["custom_details"]),
-                json.dumps(fields["last_payload"]),
-                now,
-                integration.pk,
-                dedup_key,
-                Alert.Status.RESOLVED,
-                now - REPORT_EVERY,
-                *OPEN_STATUSES,
-            ],
-        )
-        row = cursor.fetchone()
-    return (row[0], row[1]) if row is not None else None
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+
+
+def wake_declarations() -> None:
+    from .tasks import declare_alerts
+
+    try:
+        client = _redis()
+        if client is not None and not client.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL):
+            return  # a task is on its way and will find this alert
+        declare_alerts.apply_async(retry=False)
+    except Exception as exc:  # redis and kombu raise their own errors; beat's sweep catches up
+        log.warning("broker unreachable (%s): the sweep declares the incident", type(exc).__name__)
+
+
+def declarations_woken() -> None:
+    """Called by the task before it looks for alerts."""
+    client = _redis()
+    if client is not None:
+        try:
+            client.delete(WAKE_KEY)
+        except Exception as exc:
+            log.warning("broker unreachable (%s)", type(exc).__name__)
 
 
 def _event_summary(integration: Integration, payload: dict, dedup_key: str) -> str:
@@ -697,6 +878,7 @@ def _open_group(integration, dedup_key, payload, incoming, compact, now, sender)
         integration=integration,
         dedup_key=dedup_key,
         incident=incident,
+        incident_public_id=incident.public_id,
         summary=incident.title,
         source=payload.get("externalURL") or sender,
         severity=common.get("severity", "")[: Alert._meta.get_field("severity").max_length],
@@ -864,4 +1046,9 @@ def over_rate_limit(integration: Integration, now: datetime, *, verify: bool = F
         RateWindow.objects.filter(integration=integration, window_start__lt=window).delete()
     if count <= limit:
         return None
+    return _seconds_to_next_window(now)
+
+
+def _seconds_to_next_window(now: datetime) -> int:
+    window = now.replace(second=0, microsecond=0)
     return max(1, math.ceil((window + RATE_WINDOW - now).total_seconds()))

@@ -116,8 +116,17 @@ class Alert(models.Model):
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="alerts")
     dedup_key = models.CharField(max_length=255)
+    # An Events API trigger is answered before its incident exists: the request stores the
+    # alert with the incident's id reserved, and a worker declares the incident moments later
+    # (ingest.declare_pending). Until then ``incident`` is empty.
     incident = models.ForeignKey(
-        "incidents.Incident", on_delete=models.CASCADE, related_name="alerts"
+        "incidents.Incident", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    incident_public_id = models.CharField(
+        "incident id", max_length=20, help_text="Reserved when the alert opened the incident."
+    )
+    detected_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sender says the problem began."
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.FIRING)
     summary = models.TextField(blank=True)
@@ -151,10 +160,22 @@ class Alert(models.Model):
                 name="alert_one_open_per_dedup_key",
             )
         ]
-        indexes = [models.Index(fields=["integration", "dedup_key"], name="alert_dedup_key")]
+        indexes = [
+            models.Index(fields=["integration", "dedup_key"], name="alert_dedup_key"),
+            # What the declaring worker and the health check look for: a handful of rows.
+            models.Index(
+                fields=["first_seen_at"],
+                condition=models.Q(incident__isnull=True),
+                name="alert_awaiting_declaration",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.integration}: {self.dedup_key}"
+
+    @property
+    def is_declared(self) -> bool:
+        return self.incident_id is not None
 
 
 class AlertFingerprint(models.Model):

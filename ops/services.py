@@ -80,19 +80,24 @@ def check_heartbeat(source: str, beats: dict[str, datetime], now: datetime) -> C
 
 def check_stalls(now: datetime) -> Check:
     """Due work the portal itself has not done: escalation steps and notifications overdue by
-    more than a minute (DESIGN.md principle 8: the watcher watches itself)."""
+    more than a minute, alerts answered more than a minute ago whose incident is not declared
+    (DESIGN.md principle 8: the watcher watches itself)."""
     from comms.outbox import stalled as unsent
     from escalation.engine import stalled as late_steps
+    from integrations.ingest import awaiting_declaration
 
     steps, notifications = late_steps(now), unsent(now)
+    alerts = awaiting_declaration(now)
     figure = {
+        "alerts_awaiting_incident": alerts["count"],
+        "oldest_alert_at": alerts["oldest_at"],
         "steps_overdue": steps["count"],
         "oldest_step_due_at": steps["oldest_due_at"],
         "notifications_overdue": notifications["count"],
         "oldest_notification_due_at": notifications["oldest_due_at"],
         "notifications_failed_24h": notifications["failed"],
     }
-    stalled = steps["count"] or notifications["count"]
+    stalled = steps["count"] or notifications["count"] or alerts["count"]
     return Check(DEGRADED if stalled else OK, figure)
 
 

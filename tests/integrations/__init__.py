@@ -7,9 +7,11 @@ import itertools
 from datetime import timedelta
 
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from integrations.ingest import declare_pending
 from integrations.models import Integration
 from integrations.services import create_integration
 from ops.groups import RESPONDER
@@ -39,8 +41,22 @@ def event(key: str, action: str = "trigger", dedup_key: str | None = None, **pay
     return body
 
 
-def send(body, client: APIClient | None = None, **headers):
-    return (client or APIClient()).post("/api/v1/events/", body, format="json", **headers)
+def send(body, client: APIClient | None = None, *, declare: bool = True, **headers):
+    """POST an event; then, unless ``declare`` is false, do what the worker the request woke
+    does moments later: declare the incidents of alerts answered before them."""
+    response = (client or APIClient()).post("/api/v1/events/", body, format="json", **headers)
+    if declare:
+        declare_pending()
+    return response
+
+
+def listed_alerts(user) -> str:
+    """The admin's alert list as this user sees it."""
+    client = Client()
+    client.force_login(user)
+    response = client.get("/admin/integrations/alert/")
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def ago(minutes: float = 5) -> str:

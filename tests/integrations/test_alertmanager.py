@@ -20,6 +20,7 @@ from . import (
     am_payload,
     event,
     grafana_payload,
+    listed_alerts,
     make_integration,
     post_webhook,
     send,
@@ -288,18 +289,11 @@ def test_the_admin_lists_alerts_but_hides_those_of_security_incidents_from_other
     deliver(secret, am_payload([am_alert("s1")], '{}:{alertname="Intrusion"}'))
     assert Incident.objects.filter(is_security=True).count() == 1
 
-    def listed(user) -> str:
-        client = Client()
-        client.force_login(user)
-        response = client.get("/admin/integrations/alert/")
-        assert response.status_code == 200
-        return response.content.decode()
-
     viewer = UserFactory(username="vera", groups=["Viewer"])
-    page = listed(viewer)
+    page = listed_alerts(viewer)
     assert "Plain" in page and "Intrusion" not in page
     security = UserFactory(username="sam", groups=["Viewer", "Security Team"])
-    assert "Intrusion" in listed(security)
+    assert "Intrusion" in listed_alerts(security)
 
     alert = Alert.objects.get(integration=plain)
     client = Client()

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services
@@ -17,10 +18,12 @@ from incidents.models import (
     Status,
     TimelineEntry,
 )
+from integrations.ingest import declare_pending
 from integrations.models import Alert, Integration
+from ops.services import portal_health
 from tests.incidents.factories import UserFactory, incident_type
 
-from . import event, make_integration, send
+from . import event, listed_alerts, make_integration, send
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +62,7 @@ def test_a_trigger_opens_an_incident_and_says_which(events, clock):
     incident = Incident.objects.get()
     assert body == {
         "status": "success",
-        "message": "Event processed.",
+        "message": f"Event accepted: opens {incident.public_id}.",
         "dedup_key": "checkout/errors",
         "incident": incident.public_id,
         "result": "opened",
@@ -221,13 +224,28 @@ def test_a_mapped_severity_that_is_missing_falls_back_to_the_least_severe_and_sa
     assert any("declared as P3" in e.body for e in alert_entries(incident))
 
 
-def test_with_no_active_severity_the_sender_is_told_to_retry(events):
+def test_with_no_active_severity_the_alert_waits_for_one_and_health_says_so(events):
     SeverityLevel.objects.update(is_active=False)
 
-    response = send(event(events.key))
-    assert response.status_code == 503
-    assert "severity" in response.json()["detail"]
-    assert Incident.objects.count() == 0 and Alert.objects.count() == 0
+    response = send(event(events.key, dedup_key="db/down"))
+    assert response.status_code == 202
+    reserved = response.json()["incident"]
+    assert Incident.objects.count() == 0 and Alert.objects.get().incident is None
+    assert declare_pending() == {"declared": 0, "waiting": 1}
+    # Acting on it needs its incident now: the sender is told to retry.
+    refused = send(event(events.key, "acknowledge", "db/down"))
+    assert refused.status_code == 503 and "severity" in refused.json()["detail"]
+
+    later = timezone.now() + timedelta(minutes=2)
+    status, checks = portal_health(later)
+    assert status == "degraded"
+    assert checks["escalation"].figure["alerts_awaiting_incident"] == 1
+
+    SeverityLevel.objects.update(is_active=True)
+    assert declare_pending() == {"declared": 1, "waiting": 0}
+    incident = Incident.objects.get()
+    assert incident.public_id == reserved
+    assert portal_health(later)[1]["escalation"].figure["alerts_awaiting_incident"] == 0
 
 
 def test_a_future_or_ancient_timestamp_is_not_the_detection_time(events, clock):
@@ -323,3 +341,17 @@ def test_a_key_printed_by_create_integration_works_as_routing_key():
     response = send(event(key, dedup_key="dd-1"))
     assert response.status_code == 202 and response.json()["result"] == "opened"
     assert Integration.objects.get(key=key).name == "Datadog"
+
+
+def test_the_admin_shows_an_alert_awaiting_its_incident_but_not_a_security_one_to_others():
+    plain = make_integration()
+    secret = make_integration(default_type=incident_type("security-breach"))
+    opened = send(event(plain.key, dedup_key="plain/1", summary="Plain"), declare=False).json()
+    send(event(secret.key, dedup_key="secret/1", summary="Intrusion"), declare=False)
+
+    page = listed_alerts(UserFactory(username="vera", groups=["Viewer"]))
+    assert f"{opened['incident']} (being declared)" in page
+    assert "plain/1" in page and "secret/1" not in page
+    assert "secret/1" in listed_alerts(
+        UserFactory(username="sam", groups=["Viewer", "Security Team"])
+    )

@@ -115,18 +115,39 @@ def test_the_fast_path_never_answers_other_than_the_serializer(top, payload, dro
 
 
 @pytest.mark.django_db
-def test_an_append_is_two_statements_and_an_opening_stays_as_it_was(django_assert_num_queries):
+def test_a_trigger_is_one_statement_and_its_incident_is_declared_after_the_answer(
+    django_assert_num_queries,
+):
     events = make_integration()
     assert send(event(events.key, dedup_key="warm")).status_code == 202  # reads the key
 
-    # The rate-limit count (which checks the remembered integration) and one UPDATE.
-    with django_assert_num_queries(2):
-        assert send(event(events.key, dedup_key="warm")).json()["result"] == "appended"
-    with django_assert_num_queries(2):
-        assert send(event(events.key, dedup_key="warm", summary="x")).json()["result"] == (
-            "appended"
-        )
+    # One call counts the request (checking the remembered integration) and appends.
+    with django_assert_num_queries(1):
+        appended = send(event(events.key, dedup_key="warm"), declare=False)
+    assert appended.json()["result"] == "appended"
+    with django_assert_num_queries(1):
+        appended = send(event(events.key, dedup_key="warm", summary="x"), declare=False)
+    assert appended.json()["result"] == "appended"
     assert Alert.objects.get().count == 3 and Alert.objects.get().summary == "x"
+
+    # An opening too: the answer names the incident's id, reserved in the same call...
+    with django_assert_num_queries(1):
+        opened = send(event(events.key, dedup_key="new"), declare=False).json()
+    assert opened["result"] == "opened" and opened["incident"].startswith("INC-")
+    alert = Alert.objects.get(dedup_key="new")
+    assert (alert.incident, alert.incident_public_id) == (None, opened["incident"])
+    assert not Incident.objects.filter(public_id=opened["incident"]).exists()
+    # ...and a trigger meanwhile counts on the alert awaiting its incident, with that id.
+    with django_assert_num_queries(1):
+        again = send(event(events.key, dedup_key="new"), declare=False).json()
+    assert (again["result"], again["incident"]) == ("appended", opened["incident"])
+
+    # The worker the request woke declares it, with that id.
+    assert ingest.declare_pending() == {"declared": 1, "waiting": 0}
+    incident = Incident.objects.get(public_id=opened["incident"])
+    alert.refresh_from_db()
+    assert alert.incident == incident and alert.count == 2
+    assert ingest.declare_pending() == {"declared": 0, "waiting": 0}
 
 
 @pytest.mark.django_db
