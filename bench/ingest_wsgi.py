@@ -5,12 +5,19 @@ creates with raw SQL in its own database; it is no model of the product) through
 database connection: same gunicorn, same workers, same connection settings, same database as
 ``POST /api/v1/events/``, and no other logic. They differ in how much framework is around it:
 
-* ``POST /bench/baseline/``: the WSGI application itself, before Django (the baseline);
-* ``POST /bench/baseline-django/``: a plain Django view (middleware, URL resolution);
+* ``POST /bench/baseline-django/``: a plain Django view (middleware, URL resolution): **the
+  baseline** of bench/ingest.py's ratio. It is the issue's "baseline endpoint that does one
+  insert into a one-table model with no logic" inside the framework the events endpoint runs
+  in: the events endpoint is a Django view too (a valid trigger takes its quick path, without
+  DRF's request and response), so every request of the portal pays Django's request handling,
+  and the ratio is then the cost of ingestion's own logic and SQL;
+* ``POST /bench/baseline/``: the WSGI application itself, before Django (a reference: what
+  Django's request handling costs; no endpoint of the portal can be served without it);
 * ``POST /bench/baseline-drf/``: a DRF APIView (Django's, plus DRF's request, parser,
-  content negotiation and renderer, as the events endpoint has).
+  content negotiation and renderer, as the events endpoint's slow path has; a reference).
 
-The last two are added to the URLconf in this process only. Every other request is the portal.
+The last two views are added to the URLconf in this process only. Every other request is the
+portal.
 
     gunicorn --pythonpath .,bench ingest_wsgi:application
 """
@@ -25,7 +32,7 @@ from django.db import close_old_connections, connection  # noqa: E402
 
 django_application = get_wsgi_application()
 
-BASELINE_PATH = "/bench/baseline/"
+WSGI_PATH = "/bench/baseline/"  # the WSGI reference, not the baseline (above)
 
 
 def insert(payload) -> int:
@@ -50,7 +57,7 @@ def _framework_baselines() -> None:
     from config import urls
 
     @csrf_exempt
-    def django_baseline(request):
+    def django_baseline(request):  # the baseline
         try:
             payload = json.loads(request.body)
         except ValueError:
@@ -83,7 +90,7 @@ def _answer(start_response, status: str, body: dict) -> list[bytes]:
     return [data]
 
 
-def baseline(environ, start_response) -> list[bytes]:
+def wsgi_reference(environ, start_response) -> list[bytes]:
     # What Django's request_started / request_finished signals do for its own requests:
     # reuse the persistent connection (CONN_MAX_AGE), drop it when broken or too old.
     close_old_connections()
@@ -100,6 +107,6 @@ def baseline(environ, start_response) -> list[bytes]:
 
 
 def application(environ, start_response):
-    if environ.get("PATH_INFO") == BASELINE_PATH and environ.get("REQUEST_METHOD") == "POST":
-        return baseline(environ, start_response)
+    if environ.get("PATH_INFO") == WSGI_PATH and environ.get("REQUEST_METHOD") == "POST":
+        return wsgi_reference(environ, start_response)
     return django_application(environ, start_response)

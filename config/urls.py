@@ -12,6 +12,8 @@ from incidents.metrics_views import metrics_export, metrics_view
 from ops.views import health
 
 urlpatterns = [
+    # The API first: monitoring's alerts are the most frequent requests (config/api.py).
+    path("api/v1/", include((v1_urls(), "api"), namespace="v1")),
     path("admin/metrics/", admin.site.admin_view(metrics_view), name="metrics"),
     path("admin/metrics/export.csv", admin.site.admin_view(metrics_export), name="metrics-export"),
     # The incident's communications pages live beside its admin page.
@@ -32,7 +34,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
-    path("api/v1/", include((v1_urls(), "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/ is a JSON 404, like every other API error.

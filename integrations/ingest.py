@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -53,7 +53,7 @@ from incidents.services import (
     resolve_incident,
 )
 
-from .models import Alert, AlertFingerprint, Integration, RateWindow
+from .models import Alert, AlertFingerprint, DeclarationSignal, Integration, RateWindow
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +333,9 @@ def _trigger_fields(data: dict, now: datetime) -> tuple[str, bool, dict]:
         "group": payload.get("group") or "",
         "alert_class": payload.get("class") or "",
         "custom_details": payload.get("custom_details", {}),
-        # The routing key is a secret: not kept where the admin shows the payload.
-        "last_payload": _jsonable({k: v for k, v in data.items() if k != "routing_key"}),
+        # The routing key is a secret: not kept where the admin shows the payload. Made
+        # JSON-ready (its timestamp is a datetime) where it is stored.
+        "last_payload": {k: v for k, v in data.items() if k != "routing_key"},
         "last_seen_at": now,
     }
     return dedup_key, generated, fields
@@ -370,9 +371,9 @@ def trigger(integration: Integration, data: dict, now: datetime) -> Result:
     """``data`` is a validated Events API v2 body, its sender admitted and counted."""
     dedup_key, _, fields = _trigger_fields(data, now)
     if _on_postgresql():
-        action, count, public_id = _trigger_call(integration, data, dedup_key, fields, now)
+        action, count, public_id, wake = _trigger_call(integration, data, dedup_key, fields, now)
         if action != "locked":
-            return _called(action, dedup_key, count, public_id)
+            return _called(action, dedup_key, count, public_id, wake)
     return _trigger_locked(integration, data, dedup_key, fields, now)
 
 
@@ -382,7 +383,7 @@ def counted_trigger(integration: Integration, data: dict, now: datetime) -> Resu
     when it is over its limit (then nothing else was done). Raises StaleIntegration (nothing
     counted, nothing stored) when the integration changed since it was read."""
     dedup_key, _, fields = _trigger_fields(data, now)
-    action, count, public_id = _trigger_call(
+    action, count, public_id, wake = _trigger_call(
         integration,
         data,
         dedup_key,
@@ -396,26 +397,33 @@ def counted_trigger(integration: Integration, data: dict, now: datetime) -> Resu
     if action == "limited":
         return _seconds_to_next_window(now)
     if action != "locked":
-        return _called(action, dedup_key, count, public_id)
+        return _called(action, dedup_key, count, public_id, wake)
     return _trigger_locked(integration, data, dedup_key, fields, now)
 
 
-def _called(action: str, dedup_key: str, count: int, public_id: str) -> Result:
+def _called(action: str, dedup_key: str, count: int, public_id: str, wake: bool) -> Result:
     if action == "appended":
         return _appended(dedup_key, public_id, count)
-    transaction.on_commit(wake_declarations)
+    if wake:
+        transaction.on_commit(wake_declarations)
     return Result(Action.OPENED, dedup_key, public_id, f"Event accepted: opens {public_id}.")
 
 
 @functools.cache
 def _trigger_sql() -> str:
     casts = [
-        "bigint", "text", "integer", "timestamptz", "text", "text", "text", "text", "text",
-        "text", "text", "jsonb", "jsonb", "timestamptz", "timestamptz", "timestamptz",
-        "text[]", "date",
+        "bigint", "text", "integer", "text", "text", "text", "text", "text", "text", "text",
+        "jsonb", "jsonb", "timestamptz", "timestamptz",
     ]  # fmt: skip
     arguments = ", ".join(f"%s::{cast}" for cast in casts)
-    return f"SELECT out_action, out_count, out_incident FROM integrations_trigger({arguments})"
+    # Constants of the code (plain words), written into the statement once rather than sent
+    # with each call.
+    open_statuses = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+    every = f"interval '{int(REPORT_EVERY.total_seconds())} seconds'"
+    return (
+        "SELECT out_action, out_count, out_incident, out_wake FROM "
+        f"integrations_trigger({arguments}, {every}, ARRAY[{open_statuses}]::text[])"
+    )
 
 
 def _trigger_call(
@@ -427,19 +435,21 @@ def _trigger_call(
     *,
     version: str | None = None,
     limit: int = 0,
-) -> tuple[str, int | None, str | None]:
+) -> tuple[str, int | None, str | None, bool | None]:
     """The whole of a simple trigger in one round trip and one commit: the PostgreSQL function
     ``integrations_trigger`` (migration 0005) counts it against the rate limit when
     ``version`` is given, then appends it to the key's open alert, or stores a new alert with
-    its incident's id reserved, for declare_pending to declare. "locked" when the open alert
+    its incident's id reserved, for declare_pending to declare (and says whether a declaring
+    task must be asked for: DeclarationSignal). "locked" when the open alert
     needs more than a count (a timeline entry is due, or its incident was resolved in the
     portal): the caller takes the locked path.
 
-    No advisory lock is needed: the UPDATE changes only an open row, whose row lock serialises
-    it with the locked path (which holds it FOR UPDATE while it works), and an opening INSERT
-    that meets a concurrent one waits for it and then counts on its row.
+    An append takes no advisory lock: the UPDATE changes only an open row, whose row lock
+    serialises it with the locked path (which holds it FOR UPDATE while it works). An opening
+    takes the key's advisory lock, as the locked path does, and looks again under it, so two
+    openings of one key make one alert, and the day's number is taken only by the one that
+    stores it.
     """
-    window = now.replace(second=0, microsecond=0)
     with connection.cursor() as cursor:
         cursor.execute(
             _trigger_sql(),
@@ -447,16 +457,12 @@ def _trigger_call(
                 integration.pk,
                 version,
                 limit,
-                window,
                 dedup_key,
                 *(fields[name] for name in _ALERT_TEXT),
                 json.dumps(fields["custom_details"]),
-                json.dumps(fields["last_payload"]),
+                json.dumps(fields["last_payload"], cls=DjangoJSONEncoder),
                 _detected_at(data["payload"].get("timestamp"), now),
                 now,
-                now - REPORT_EVERY,
-                list(OPEN_STATUSES),
-                now.astimezone(UTC).date(),
             ],
         )
         return cursor.fetchone()
@@ -468,6 +474,7 @@ def _trigger_locked(
     """A trigger that needs more than a count, under the key's lock; and every trigger where
     the database is not PostgreSQL (there the incident is declared in the request)."""
     payload = data["payload"]
+    fields = {**fields, "last_payload": _jsonable(fields["last_payload"])}
 
     def work() -> Result:
         alert = _open_alert(integration, dedup_key, now)
@@ -592,43 +599,21 @@ def awaiting_declaration(now: datetime, older_than: timedelta = timedelta(minute
     return {"count": rows.count(), "oldest_at": oldest}
 
 
-# Openings wake one declaring task, not one each: the first sets this key and publishes; the
-# task deletes it before it looks for work, so an opening after that wakes another.
-WAKE_KEY = "integrations:declare-wake"
-WAKE_TTL = 30  # seconds; beyond it (a lost task) beat's sweep has declared what was waiting
-
-
-@functools.cache
-def _redis():
-    from django.conf import settings
-
-    if not settings.REDIS_URL:
-        return None
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-
-
 def wake_declarations() -> None:
+    """Ask a worker to declare what awaits its incident (once per DeclarationSignal)."""
     from .tasks import declare_alerts
 
     try:
-        client = _redis()
-        if client is not None and not client.set(WAKE_KEY, "1", nx=True, ex=WAKE_TTL):
-            return  # a task is on its way and will find this alert
         declare_alerts.apply_async(retry=False)
-    except Exception as exc:  # redis and kombu raise their own errors; beat's sweep catches up
+    except Exception as exc:  # kombu raises transport-specific errors; beat's sweep catches up
         log.warning("broker unreachable (%s): the sweep declares the incident", type(exc).__name__)
 
 
 def declarations_woken() -> None:
-    """Called by the task before it looks for alerts."""
-    client = _redis()
-    if client is not None:
-        try:
-            client.delete(WAKE_KEY)
-        except Exception as exc:
-            log.warning("broker unreachable (%s)", type(exc).__name__)
+    """Called by the declaring task before it looks for alerts: an opening after this asks
+    for another task. Waits for the openings in flight (they hold the row), so it then sees
+    their alerts."""
+    DeclarationSignal.objects.update(requested=False)
 
 
 def _event_summary(integration: Integration, payload: dict, dedup_key: str) -> str:

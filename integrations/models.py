@@ -223,3 +223,19 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration_id} {self.window_start:%H:%M}: {self.count}"
+
+
+class DeclarationSignal(models.Model):
+    """One row: whether a declaring task was asked for since the last one started.
+
+    An opening trigger sets it in the statement that stores its alert and asks for a task only
+    when it was not set, so a storm of openings publishes one task, not thousands; the task
+    clears it before it looks for alerts (ingest.declare_pending). Setting it locks the row
+    until the opening commits, so a task clearing it waits for that opening and then finds its
+    alert.
+    """
+
+    requested = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return "requested" if self.requested else "idle"

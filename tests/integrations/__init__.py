@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from integrations.ingest import declare_pending
+from integrations.tasks import declare_alerts
 from integrations.models import Integration
 from integrations.services import create_integration
 from ops.groups import RESPONDER
@@ -46,7 +46,7 @@ def send(body, client: APIClient | None = None, *, declare: bool = True, **heade
     does moments later: declare the incidents of alerts answered before them."""
     response = (client or APIClient()).post("/api/v1/events/", body, format="json", **headers)
     if declare:
-        declare_pending()
+        declare_alerts()
     return response
 
 

@@ -5,9 +5,10 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import time_machine
-from django.db import connections
+from django.db import connection, connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
@@ -15,6 +16,7 @@ from rest_framework.test import APIClient
 from incidents.models import Incident, TimelineEntry
 from integrations.api import MAX_BODY_BYTES
 from integrations.models import Alert, AlertFingerprint, Integration, RateWindow
+from tests.conftest import wait_for
 
 from . import am_alert, am_payload, event, grafana_payload, make_integration, post_webhook, send
 
@@ -288,3 +290,73 @@ def test_50_concurrent_deliveries_of_one_group_open_one_incident_and_record_each
     # A repeat of the fullest delivery now changes nothing.
     again = post_webhook("alertmanager", am.key, am_payload(alerts))
     assert again.json()["result"] == "unchanged"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trigger_waiting_on_a_busy_alert_holds_up_no_other_key_of_the_integration():
+    """The request's count is written last, so the integration's per-minute row is never locked
+    while a trigger waits for an alert the locked path holds (an acknowledge, a timeline entry):
+    every other key of the integration goes on."""
+    events = make_integration()
+    send(event(events.key, dedup_key="busy"))
+    send(event(events.key, dedup_key="busy"))  # the integration is now remembered
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    holder = psycopg.connect(**_libpq(connection.settings_dict))
+    waiting: list = []
+    try:
+        holder.execute(
+            "SELECT id FROM integrations_alert WHERE dedup_key = 'busy' FOR UPDATE"
+        ).fetchone()  # as the locked path holds it while it works
+
+        def busy() -> None:
+            try:
+                waiting.append(send(event(events.key, dedup_key="busy"), declare=False))
+            except BaseException as exc:
+                waiting.append(exc)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=busy)
+        thread.start()
+        wait_for(
+            lambda: _lock_waiters(own_pid) or waiting, 20, "the busy trigger to wait"
+        )
+        assert not waiting, waiting
+
+        with connection.cursor() as cursor:  # a stall is an error here, not a hung test
+            cursor.execute("SET lock_timeout = '3s'")
+        other = send(event(events.key, dedup_key="other"), declare=False)
+        assert other.status_code == 202 and other.json()["result"] == "opened"
+        assert not waiting  # still waiting for the held alert
+    finally:
+        holder.commit()
+        holder.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    thread.join(20)
+    assert waiting[0].status_code == 202 and waiting[0].json()["result"] == "appended"
+    assert RateWindow.objects.get().count == 4
+
+
+def _libpq(settings_dict: dict) -> dict:
+    return {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict["USER"],
+        "host": settings_dict["HOST"],
+        "port": settings_dict["PORT"],
+        "password": settings_dict["PASSWORD"] or None,
+        "autocommit": False,
+    }
+
+
+def _lock_waiters(own_pid: int) -> int:
+    with connection.cursor() as cursor:  # autocommit: a fresh view of the activity each time
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> %s",
+            [own_pid],
+        )
+        (count,) = cursor.fetchone()
+    return count

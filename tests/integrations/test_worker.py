@@ -5,8 +5,8 @@ import pytest
 
 from escalation.models import Escalation
 from incidents.models import Incident, TimelineEntry
-from integrations import ingest, tasks
-from integrations.models import Alert
+from integrations import tasks
+from integrations.models import Alert, DeclarationSignal
 from tests.conftest import restore_migration_data, wait_for
 
 from . import event, make_integration, send
@@ -49,13 +49,29 @@ def test_a_real_worker_declares_each_answered_incident_once_with_its_id(celery_w
 
 
 @pytest.mark.django_db
-def test_a_lost_wake_up_is_caught_by_the_sweep(redis_flushed):
+def test_a_lost_wake_up_is_caught_by_the_sweep():
     events = make_integration()
-    # A wake-up published and lost with its broker: the key still says one is on its way.
-    redis_flushed.set(ingest.WAKE_KEY, "1")
+    # A task was asked for and lost with its broker: the signal still says one is on its way.
+    DeclarationSignal.objects.create(pk=1, requested=True)
     opened = send(event(events.key, dedup_key="lost"), declare=False).json()
-    assert awaiting() == 1
+    assert awaiting() == 1 and DeclarationSignal.objects.get().requested
 
     assert tasks.declare_alerts() == {"declared": 1, "waiting": 0}  # what beat runs
     assert Incident.objects.get().public_id == opened["incident"]
-    assert not redis_flushed.exists(ingest.WAKE_KEY)
+    assert not DeclarationSignal.objects.get().requested  # the next opening asks again
+
+
+@pytest.mark.django_db
+def test_a_storm_of_openings_asks_for_one_declaring_task(django_capture_on_commit_callbacks):
+    events = make_integration()
+    send(event(events.key, dedup_key="warm"))  # the integration is now remembered
+    with django_capture_on_commit_callbacks() as asked:
+        for number in range(5):
+            send(event(events.key, dedup_key=f"storm/{number}"), declare=False)
+    assert len(asked) == 1 and awaiting() == 5
+
+    tasks.declare_alerts()  # the task clears the signal before it looks for alerts
+    assert awaiting() == 0
+    with django_capture_on_commit_callbacks() as asked:
+        send(event(events.key, dedup_key="after"), declare=False)
+    assert len(asked) == 1
