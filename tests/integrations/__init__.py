@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from integrations.tasks import declare_alerts
 from integrations.models import Integration
 from integrations.services import create_integration
+from integrations.tasks import declare_alerts
 from ops.groups import RESPONDER
 from tests.incidents.factories import severity
 
