@@ -320,9 +320,7 @@ def test_a_trigger_waiting_on_a_busy_alert_holds_up_no_other_key_of_the_integrat
 
         thread = threading.Thread(target=busy)
         thread.start()
-        wait_for(
-            lambda: _lock_waiters(own_pid) or waiting, 20, "the busy trigger to wait"
-        )
+        wait_for(lambda: _lock_waiters(own_pid) or waiting, 20, "the busy trigger to wait")
         assert not waiting, waiting
 
         with connection.cursor() as cursor:  # a stall is an error here, not a hung test
