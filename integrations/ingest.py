@@ -588,6 +588,11 @@ def declare_pending(*, limit: int = 1000) -> dict:
                 log.error("alert %s (%s) awaits its incident: %s", alert.pk, alert, exc.message)
                 failed.append(alert.pk)
                 continue
+            except Exception:
+                # Whatever it is, it must not hold up the alerts behind this one.
+                log.exception("alert %s (%s) could not be declared", alert.pk, alert)
+                failed.append(alert.pk)
+                continue
         declared += 1
     return {"declared": declared, "waiting": len(failed)}
 

@@ -5,7 +5,7 @@ import pytest
 
 from escalation.models import Escalation
 from incidents.models import Incident, TimelineEntry
-from integrations import tasks
+from integrations import ingest, tasks
 from integrations.models import Alert, DeclarationSignal
 from tests.conftest import restore_migration_data, wait_for
 
@@ -75,3 +75,25 @@ def test_a_storm_of_openings_asks_for_one_declaring_task(django_capture_on_commi
     with django_capture_on_commit_callbacks() as asked:
         send(event(events.key, dedup_key="after"), declare=False)
     assert len(asked) == 1
+
+
+@pytest.mark.django_db
+def test_an_alert_that_cannot_be_declared_holds_up_no_other(monkeypatch):
+    events = make_integration()
+    first = send(event(events.key, dedup_key="broken"), declare=False).json()
+    second = send(event(events.key, dedup_key="fine"), declare=False).json()
+    declare = ingest._declare_alert
+
+    def breaks_on_the_first(alert):
+        if alert.dedup_key == "broken":
+            raise RuntimeError("a bug")
+        return declare(alert)
+
+    monkeypatch.setattr(ingest, "_declare_alert", breaks_on_the_first)
+    assert tasks.declare_alerts() == {"declared": 1, "waiting": 1}
+    assert Incident.objects.filter(public_id=second["incident"]).exists()
+    assert Alert.objects.get(dedup_key="broken").incident is None
+
+    monkeypatch.undo()  # fixed: the next sweep declares it
+    assert tasks.declare_alerts() == {"declared": 1, "waiting": 0}
+    assert Incident.objects.filter(public_id=first["incident"]).exists()
