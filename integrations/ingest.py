@@ -895,6 +895,14 @@ def _open_group(integration, dedup_key, payload, incoming, compact, now, sender)
     return Result(Action.OPENED, dedup_key, incident.public_id, "Alerts processed.")
 
 
+def _unlisted(compact: dict) -> int:
+    """Alerts of a firing group that the delivery left out (Alertmanager's ``max_alerts``
+    counts them in ``truncatedAlerts``): they may still be firing, so the group is not over."""
+    if compact.get("status") != FIRING:
+        return 0
+    return int(compact.get("truncatedAlerts") or 0)
+
+
 def _update_group(integration, alert: Alert, incoming, compact, now, sender) -> Result:
     rows = {row.fingerprint: row for row in alert.fingerprints.all()}
     unknown = [a for f, a in incoming.items() if f not in rows and a["status"] == FIRING]
@@ -935,7 +943,11 @@ def _update_group(integration, alert: Alert, incoming, compact, now, sender) -> 
             resolved.append(item)
         # Anything else is a repeat or a late retry of what is stored: nothing changes.
     incident = alert.incident
-    if not fired and not resolved:
+    unlisted = _unlisted(compact)
+    # Nothing new, and no alert resolved: a repeat, unless every alert stored had resolved and
+    # only alerts an earlier delivery left out held the group open; this one lists them all.
+    still_held = unlisted or any(row.status == FIRING for row in rows.values())
+    if not fired and not resolved and still_held:
         return Result(Action.UNCHANGED, alert.dedup_key, incident.public_id, "Unchanged: a repeat.")
     AlertFingerprint.objects.bulk_create(new_rows)
     AlertFingerprint.objects.bulk_update(
@@ -951,16 +963,24 @@ def _update_group(integration, alert: Alert, incoming, compact, now, sender) -> 
         parts.append(f"{len(fired)} firing: {_listed(fired)}")
     if resolved:
         parts.append(f"{len(resolved)} resolved: {_listed(resolved)}")
+    if not parts:
+        parts.append("the alerts left out of earlier deliveries are no longer firing")
     total = len(rows) + len(new_rows)
     body = f"{sender}: {'; '.join(parts)}. {still} of {total} still firing."
+    if unlisted:
+        body += (
+            f" {unlisted} more not listed (the delivery was cut at max_alerts): the incident "
+            "stays open until a delivery lists every alert."
+        )
     data = {
         "dedup_key": alert.dedup_key,
         "alert": alert.pk,
         "firing": [a["fingerprint"] for a in fired[:MAX_LISTED]],
         "resolved": [a["fingerprint"] for a in resolved[:MAX_LISTED]],
         "still_firing": still,
+        "unlisted": unlisted,
     }
-    if still:
+    if still or unlisted:
         alert.save()
         _timeline(integration, incident, body, now, data)
         return Result(Action.APPENDED, alert.dedup_key, incident.public_id, "Alerts processed.")

@@ -126,6 +126,28 @@ def test_alerts_are_told_apart_by_fingerprint_never_by_summary(am):
     assert AlertFingerprint.objects.count() == 2
 
 
+def test_a_delivery_cut_at_max_alerts_keeps_the_incident_open_until_one_lists_every_alert(am):
+    a = am_alert("aaa1")
+    opened = deliver(am, am_payload([a])).json()
+    # The one alert listed has resolved, but the group still fires: two more were left out.
+    cut = am_payload([{**a, "status": "resolved", "endsAt": ago(0)}], truncatedAlerts=2)
+    cut["status"] = "firing"
+    assert deliver(am, cut).json()["result"] == "appended"
+    incident = Incident.objects.get()
+    assert incident.status == Status.INVESTIGATING
+    entry = incident.timeline.filter(kind="alert").first()
+    assert "2 more not listed" in entry.body and entry.data["unlisted"] == 2
+    assert deliver(am, cut).json()["result"] == "unchanged"  # its retry
+
+    # A delivery listing every alert, all resolved: the group is over.
+    whole = am_payload([{**a, "status": "resolved", "endsAt": ago(0)}])
+    done = deliver(am, whole).json()
+    incident.refresh_from_db()
+    assert done["result"] == "resolved" and done["incident"] == opened["incident"]
+    assert incident.status == Status.RESOLVED
+    assert "no longer firing" in incident.timeline.filter(kind="alert").first().body
+
+
 def test_an_alert_firing_again_after_its_group_resolved_opens_a_new_incident(am):
     a = am_alert("aaa1", starts=ago(30))
     first = deliver(am, am_payload([a])).json()
