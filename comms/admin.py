@@ -6,12 +6,19 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents.admin import IncidentAdmin, MineFilter
-from incidents.models import Incident
+from incidents.models import Incident, Status
 from incidents.sla import humanize
 from ops.people import display_name
 
 from . import cadence, outbox
-from .models import CommsSettings, Communication, IncidentUpdate, Notification, Webhook
+from .models import (
+    Audience,
+    CommsSettings,
+    Communication,
+    IncidentUpdate,
+    Notification,
+    Webhook,
+)
 
 
 @admin.register(Notification)
@@ -206,10 +213,21 @@ class CommunicationAdmin(admin.ModelAdmin):
         return False
 
 
+class IncidentUpdateStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
 @admin.register(IncidentUpdate)
 class IncidentUpdateAdmin(admin.ModelAdmin):
-    list_display = ["posted_at", "incident", "kind", "status", "author", "has_public_text"]
-    list_filter = ["kind", "status"]
+    list_display = ["posted_at", "incident", "kind", "status_label", "author", "has_public_text"]
+    list_filter = ["kind", IncidentUpdateStatusFilter]
     search_fields = ["incident__public_id", "progress", "public_text"]
     list_select_related = ["incident", "author"]
     readonly_fields = [
@@ -217,15 +235,26 @@ class IncidentUpdateAdmin(admin.ModelAdmin):
         "kind",
         "posted_at",
         "author",
-        "status",
+        "status_label",
         "progress",
         "next_steps",
         "eta",
         "impact",
         "public_text",
-        "audiences",
+        "audience_labels",
     ]
     fields = readonly_fields
+
+    # The update keeps the incident's status and the audiences as codes (a status is the
+    # incidents app's, the audiences a list): shown here by their names.
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, obj):
+        return Status(obj.status).label if obj.status in Status.values else obj.status
+
+    @admin.display(description="Sent to")
+    def audience_labels(self, obj):
+        names = dict(Audience.choices)
+        return ", ".join(names.get(code, code) for code in obj.audiences or []) or "-"
 
     def get_queryset(self, request):
         visible = Incident.objects.visible_to(request.user).values("pk")

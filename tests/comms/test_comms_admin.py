@@ -224,6 +224,29 @@ def test_posting_sends_and_returns_to_the_incident(
     assert "1 sent" in log and "2 sent" in log and "published" in log
 
 
+def test_the_updates_admin_names_the_status_and_audiences(client, rita, incident, executives):
+    client.force_login(rita)
+    client.post(
+        post_update_url(incident),
+        {
+            "status": "identified",
+            "progress": "A bad deploy.",
+            "public_text": "Some payments fail; we are fixing it.",
+            "audiences": ["internal", "stakeholders", "public"],
+        },
+    )
+    update = IncidentUpdate.objects.get(incident=incident)
+
+    listing = page(client, "/admin/comms/incidentupdate/?status=identified")
+    assert "Identified" in listing and ">identified<" not in listing
+    detail = page(client, f"/admin/comms/incidentupdate/{update.pk}/change/")
+    assert "Responders and org roles, Stakeholders, Status page" in detail
+    assert "[&#x27;internal&#x27;" not in detail
+    for status, shown in (("identified", 1), ("monitoring", 0)):
+        response = client.get(f"/admin/comms/incidentupdate/?status={status}")
+        assert response.context["cl"].result_count == shown
+
+
 def test_a_public_update_without_public_text_is_shown_again_with_the_error(client, rita, incident):
     client.force_login(rita)
     response = client.post(
