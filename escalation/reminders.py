@@ -41,7 +41,7 @@ def remind_action_items(now: datetime | None = None) -> int:
     ).select_related("owner", "review__incident")
     sent = 0
     due_soon = open_items.filter(reminded_at__isnull=True, due_date__lte=soon, due_date__gte=today)
-    overdue = open_items.filter(overdue_reminded_at__isnull=True, due_date__lt=today)
+    overdue = open_items.filter(ActionItem.overdue_on(today), overdue_reminded_at__isnull=True)
     for field, items, what in (
         ("reminded_at", due_soon, "is due on {due}"),
         ("overdue_reminded_at", overdue, "was due on {due} and is still open"),
@@ -70,7 +70,7 @@ def remind_reviews(now: datetime | None = None) -> int:
     escalate_after = reviews.rules().escalate_after
     # Only the reviews still owed a reminder: a review reminded twice is not read again.
     overdue = (
-        Review.objects.filter(required=True, state=Review.State.DRAFT, due_at__lt=now)
+        Review.objects.filter(Review.overdue_at(now))
         .filter(
             Q(commander_reminded_at__isnull=True)
             | Q(manager_reminded_at__isnull=True, due_at__lte=now - escalate_after)

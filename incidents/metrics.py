@@ -448,7 +448,7 @@ def _grouped(chosen: QuerySet, lookup: str, missing: str, now: datetime) -> list
 def _reviews(chosen: QuerySet, now: datetime) -> ReviewFigures:
     complete = Q(state=Review.State.COMPLETE)
     draft = Q(state=Review.State.DRAFT)
-    overdue = draft & Q(required=True, due_at__lt=now)
+    overdue = Review.overdue_at(now)
     totals = Review.objects.filter(incident__in=chosen.values("pk")).aggregate(
         count=Count("pk"),
         completed=Count("pk", filter=complete),
@@ -466,7 +466,7 @@ def _action_items(chosen: QuerySet, now: datetime) -> ActionItemFigures:
     totals = ActionItem.objects.filter(review__incident__in=chosen.values("pk")).aggregate(
         count=Count("pk"),
         open=Count("pk", filter=is_open),
-        overdue=Count("pk", filter=is_open & Q(due_date__lt=now.date())),
+        overdue=Count("pk", filter=ActionItem.overdue_on(now.date())),
         done=Count("pk", filter=Q(status=ActionItem.State.DONE)),
         wont_do=Count("pk", filter=Q(status=ActionItem.State.WONT_DO)),
     )

@@ -4,7 +4,7 @@ Models hold fields, constraints and small derived properties. Every change of st
 ``incidents.services``; nothing here sends or enqueues anything.
 """
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -543,6 +543,12 @@ class Review(models.Model):
     def __str__(self) -> str:
         return f"Review of {self.incident.public_id}"
 
+    @classmethod
+    def overdue_at(cls, now: datetime) -> Q:
+        """The reviews owed and past their due time: the one definition the admin filter, the
+        metrics and the reminders share (is_overdue says it of one review)."""
+        return Q(required=True, state=cls.State.DRAFT, due_at__lt=now)
+
     def is_overdue(self, now: datetime) -> bool:
         return (
             self.required
@@ -605,6 +611,12 @@ class ActionItem(models.Model):
         if fields is not None and "status" in fields:
             kwargs["update_fields"] = {*fields, "closed_at"}
         super().save(*args, **kwargs)
+
+    @classmethod
+    def overdue_on(cls, today: date) -> Q:
+        """The items still open whose due date has passed (the admin filter, the metrics and
+        the reminders)."""
+        return Q(status__in=cls.OPEN_STATES, due_date__lt=today)
 
     @property
     def is_open(self) -> bool:

@@ -44,9 +44,7 @@ class OverdueReviewFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "overdue":
-            return queryset.filter(
-                required=True, state=Review.State.DRAFT, due_at__lt=timezone.now()
-            )
+            return queryset.filter(Review.overdue_at(timezone.now()))
         if self.value() == "open":
             return queryset.filter(state=Review.State.DRAFT)
         return queryset
@@ -197,9 +195,20 @@ class ReviewAdmin(SimpleHistoryAdmin):
         items = formset.save(commit=False)
         now = timezone.now()
         for item in items:
-            if item.pk is None:
-                item.created_at = now
-            item.save()
+            if item.pk is not None:
+                item.save()  # the model keeps closed_at in step with status
+                continue
+            # A new item follows the same rules as one added anywhere else.
+            added = reviews.add_action_item(
+                form.instance,
+                action=item.action,
+                owner=item.owner,
+                due_date=item.due_date,
+                priority=item.priority,
+                now=now,
+            )
+            if item.status != added.status:
+                reviews.set_action_status(added, item.status, now=now)
         for item in formset.deleted_objects:
             item.delete()
 
@@ -223,11 +232,10 @@ class OverdueItemFilter(admin.SimpleListFilter):
         return [("overdue", "Overdue"), ("open", "Open")]
 
     def queryset(self, request, queryset):
-        open_items = queryset.filter(status__in=ActionItem.OPEN_STATES)
         if self.value() == "overdue":
-            return open_items.filter(due_date__lt=timezone.localdate())
+            return queryset.filter(ActionItem.overdue_on(timezone.localdate()))
         if self.value() == "open":
-            return open_items
+            return queryset.filter(status__in=ActionItem.OPEN_STATES)
         return queryset
 
 

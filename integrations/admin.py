@@ -9,7 +9,7 @@ from incidents.admin import CappedCountPaginator
 from incidents.models import SECURITY_TEAM_GROUP, Incident
 
 from .models import Alert, AlertFingerprint, ApiKey, Integration
-from .services import where_to_send
+from .services import service_user, where_to_send
 
 # The library's own key model is not used: ours acts as a user.
 admin.site.unregister(APIKey)
@@ -35,6 +35,22 @@ class IntegrationAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["key", "endpoint", "alerts_link"]
     raw_id_fields = ["acts_as"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:  # as create_integration does: a user of its own unless one is named
+            field = form.base_fields["acts_as"]
+            field.required = False
+            field.help_text = (
+                "The portal user incidents opened by this integration are declared by. Leave "
+                "empty for a user of its own (group Responder, no password)."
+            )
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.acts_as_id is None:
+            obj.acts_as = service_user(obj.name, "integration")
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Where to send alerts")
     def endpoint(self, obj):

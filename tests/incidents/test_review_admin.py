@@ -98,6 +98,29 @@ def test_a_responder_writes_the_review_adds_an_action_and_completes_it(client, r
     assert client.post(url, data).status_code == 403
 
 
+def test_an_action_added_in_the_review_as_done_is_closed_and_one_with_a_blank_action_refused(
+    client, responder, review
+):
+    client.force_login(responder)
+    url = f"/admin/incidents/review/{review.pk}/change/"
+    data = form_data(review)
+    item = {
+        "action_items-TOTAL_FORMS": "1",
+        "action_items-0-owner": str(responder.pk),
+        "action_items-0-due_date": "2026-03-20",
+        "action_items-0-priority": "low",
+        "action_items-0-status": "done",
+    }
+    refused = client.post(url, {**data, **item, "action_items-0-action": "   "})
+    assert refused.status_code == 200 and not ActionItem.objects.exists()
+
+    response = client.post(url, {**data, **item, "action_items-0-action": "Rotate the keys"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = ActionItem.objects.get(review=review)
+    assert added.status == ActionItem.State.DONE
+    assert added.created_at is not None and added.closed_at is not None
+
+
 def test_completing_with_sections_missing_says_which(client, responder, review):
     client.force_login(responder)
     response = client.post(f"/admin/incidents/review/{review.pk}/act/complete/", follow=True)

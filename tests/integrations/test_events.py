@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -21,7 +22,7 @@ from incidents.models import (
 from integrations.ingest import declare_pending
 from integrations.models import Alert, Integration
 from ops.services import portal_health
-from tests.incidents.factories import UserFactory, incident_type
+from tests.incidents.factories import UserFactory, incident_type, severity
 
 from . import event, listed_alerts, make_integration, send
 
@@ -355,3 +356,30 @@ def test_the_admin_shows_an_alert_awaiting_its_incident_but_not_a_security_one_t
     assert "secret/1" in listed_alerts(
         UserFactory(username="sam", groups=["Viewer", "Security Team"])
     )
+
+
+def test_an_integration_added_in_the_admin_gets_a_user_of_its_own_unless_one_is_named():
+    severity("P1")
+    admin_user = UserFactory(username="ada", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(admin_user)
+    form = {
+        "kind": "events",
+        "is_active": "on",
+        "severity_map": "{}",
+        "rate_limit_per_minute": "600",
+    }
+
+    response = client.post("/admin/integrations/integration/add/", {**form, "name": "Datadog"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    datadog = Integration.objects.get(name="Datadog")
+    assert datadog.acts_as.username == "integration.datadog"
+    assert list(datadog.acts_as.groups.values_list("name", flat=True)) == ["Responder"]
+    assert not datadog.acts_as.has_usable_password()
+    # It works as a routing key at once.
+    assert send(event(datadog.key, dedup_key="x")).json()["result"] == "opened"
+    assert Incident.objects.get().declared_by == datadog.acts_as
+
+    named = {**form, "name": "Pingdom", "acts_as": str(admin_user.pk)}
+    assert client.post("/admin/integrations/integration/add/", named).status_code == 302
+    assert Integration.objects.get(name="Pingdom").acts_as == admin_user
