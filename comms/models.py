@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Notification(models.Model):
@@ -414,8 +415,12 @@ class Stakeholder(models.Model):
     class Meta:
         ordering = ["stakeholder_list", "email"]
         constraints = [
+            # An address is one person whatever its case ("add many" compares the same way).
             models.UniqueConstraint(
-                fields=["stakeholder_list", "email"], name="stakeholder_once_per_list"
+                models.F("stakeholder_list"),
+                Lower("email"),
+                name="stakeholder_once_per_list",
+                violation_error_message="This address is already on the list.",
             )
         ]
 

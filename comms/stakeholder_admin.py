@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
 
 from . import unsubscribe as links
 from .models import Stakeholder, StakeholderList
@@ -87,8 +88,26 @@ class StakeholderListForm(forms.ModelForm):
         return parse_addresses(self.cleaned_data["add_many"])
 
 
+class MembersFormSet(BaseInlineFormSet):
+    def clean(self):
+        """Two rows of one save with the same address in another case: the database would
+        refuse the second (one address per list whatever its case), so the form says so."""
+        super().clean()
+        seen: set[str] = set()
+        for form in self.forms:
+            if not form.has_changed() and form.instance.pk is None:
+                continue
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            email = (form.cleaned_data.get("email") or "").lower()
+            if email and email in seen:
+                form.add_error("email", "This address is already on the list.")
+            seen.add(email)
+
+
 class StakeholderInline(admin.TabularInline):
     model = Stakeholder
+    formset = MembersFormSet
     fields = ["name", "email", "unsubscribed_at"]
     readonly_fields = ["unsubscribed_at"]
     extra = 0

@@ -232,3 +232,27 @@ def test_resubscribe_action(admin_client, cleo):
     assert cleo.unsubscribed_at is None
     listed = admin_client.get("/admin/comms/stakeholder/", {"subscribed": "no"})
     assert "cleo@example.com" not in listed.content.decode()
+
+
+def test_an_address_is_on_a_list_once_whatever_its_case(admin_client, executives):
+    Stakeholder.objects.create(stakeholder_list=executives, email="cleo@example.com")
+
+    again = admin_client.post(
+        "/admin/comms/stakeholder/add/",
+        {"stakeholder_list": executives.pk, "name": "", "email": "Cleo@Example.com"},
+    )
+    assert again.status_code == 200
+    assert "This address is already on the list." in again.content.decode()
+
+    two_rows = list_form(
+        name="Executives",
+        **{
+            "members-TOTAL_FORMS": "2",
+            "members-0-email": "dan@example.com",
+            "members-1-email": "DAN@example.com",
+        },
+    )
+    response = admin_client.post(f"{LISTS}{executives.pk}/change/", two_rows)
+    assert response.status_code == 200
+    assert "This address is already on the list." in response.content.decode()
+    assert list(executives.members.values_list("email", flat=True)) == ["cleo@example.com"]
