@@ -49,6 +49,7 @@ from incidents.services import (
     IncidentError,
     acknowledge_incident,
     declare_incident,
+    next_public_id,
     record_event,
     resolve_incident,
 )
@@ -197,7 +198,11 @@ def _serialised(integration: Integration, dedup_key: str, work: Callable[[], Res
     raise AssertionError("unreachable")
 
 
-def _open_alert(integration: Integration, dedup_key: str, now: datetime) -> Alert | None:
+def _open_alert(
+    integration: Integration, dedup_key: str, now: datetime, *, declare: bool = True
+) -> Alert | None:
+    """The key's open alert, locked (under the key's lock). One awaiting its incident is
+    declared first unless ``declare`` is false (a trigger only counts on it)."""
     alert = (
         Alert.objects.select_for_update(of=("self",))
         .filter(integration=integration, dedup_key=dedup_key)
@@ -208,8 +213,8 @@ def _open_alert(integration: Integration, dedup_key: str, now: datetime) -> Aler
         return None
     alert.integration = integration
     if not alert.is_declared:
-        # Answered, its incident not declared yet: what follows acts on that incident.
-        _declare_alert(alert)
+        if declare:  # answered, its incident not declared yet: what follows acts on it
+            _declare_alert(alert)
     elif not alert.incident.is_open:
         # Resolved or closed in the portal: this alert's story is over. No timeline entry (a
         # closed incident's record no longer changes); the row keeps when it ended.
@@ -444,11 +449,10 @@ def _trigger_call(
     needs more than a count (a timeline entry is due, or its incident was resolved in the
     portal): the caller takes the locked path.
 
-    An append takes no advisory lock: the UPDATE changes only an open row, whose row lock
-    serialises it with the locked path (which holds it FOR UPDATE while it works). An opening
-    takes the key's advisory lock, as the locked path does, and looks again under it, so two
-    openings of one key make one alert, and the day's number is taken only by the one that
-    stores it.
+    It takes the key's advisory lock first, then the alert's row, in the order the locked
+    path takes them (the other order deadlocks with it), so two openings of one key make one
+    alert and the day's number is taken only by the one that stores it. An alert awaiting its
+    incident keeps its opening trigger's description: the incident is declared from it.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -472,14 +476,16 @@ def _trigger_locked(
     integration: Integration, data: dict, dedup_key: str, fields: dict, now: datetime
 ) -> Result:
     """A trigger that needs more than a count, under the key's lock; and every trigger where
-    the database is not PostgreSQL (there the incident is declared in the request)."""
+    the database is not PostgreSQL (there the incident is declared in the request). On
+    PostgreSQL a trigger never declares here: a new alert awaits its incident as on the fast
+    path, so a policy that cannot declare one now does not refuse the sender."""
     payload = data["payload"]
     fields = {**fields, "last_payload": _jsonable(fields["last_payload"])}
 
     def work() -> Result:
-        alert = _open_alert(integration, dedup_key, now)
+        alert = _open_alert(integration, dedup_key, now, declare=not _on_postgresql())
         if alert is None:
-            alert = Alert.objects.create(
+            alert = Alert(
                 integration=integration,
                 dedup_key=dedup_key,
                 first_seen_at=now,
@@ -487,13 +493,22 @@ def _trigger_locked(
                 detected_at=_detected_at(payload.get("timestamp"), now),
                 **fields,
             )
-            _declare_alert(alert)
+            if _on_postgresql():
+                alert.incident_public_id = next_public_id(now)[0]
+                alert.save()
+                _ask_for_declaration()
+            else:
+                alert.save()
+                _declare_alert(alert)
             return _opened(alert)
-        for name, value in fields.items():
+        changed = dict(fields)
+        if not alert.is_declared:  # it keeps what its opening trigger said (function 0005)
+            changed = {k: v for k, v in fields.items() if k not in _ALERT_TEXT}
+        for name, value in changed.items():
             setattr(alert, name, value)
         alert.count += 1
         alert.unreported += 1
-        if now - alert.reported_at >= REPORT_EVERY:
+        if alert.is_declared and now - alert.reported_at >= REPORT_EVERY:
             _timeline(
                 integration,
                 alert.incident,
@@ -503,10 +518,28 @@ def _trigger_locked(
                 {**_facts(alert), "alert": alert.pk, "count": alert.count, "new": alert.unreported},
             )
             alert.reported_at, alert.unreported = now, 0
-        alert.save(update_fields=[*fields, "count", "unreported", "reported_at"])
+        alert.save(update_fields=[*changed, "count", "unreported", "reported_at"])
         return _appended(dedup_key, alert.incident_public_id, alert.count)
 
     return _serialised(integration, dedup_key, work)
+
+
+@functools.cache
+def _signal_sql() -> str:
+    table = connection.ops.quote_name(DeclarationSignal._meta.db_table)
+    return (
+        f"INSERT INTO {table} AS d (id, requested) VALUES (1, true) "
+        "ON CONFLICT (id) DO UPDATE SET requested = true WHERE NOT d.requested RETURNING 1"
+    )
+
+
+def _ask_for_declaration() -> None:
+    """As function 0005 does for the alerts it opens: ask for a declaring task, after the
+    commit, unless one is on its way (DeclarationSignal)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_signal_sql())
+        if cursor.fetchone() is not None:
+            transaction.on_commit(wake_declarations)
 
 
 def _appended(dedup_key: str, public_id: str, count: int) -> Result:
@@ -563,22 +596,26 @@ def _declare_alert(alert: Alert) -> Incident:
 
 def declare_pending(*, limit: int = 1000) -> dict:
     """Declare the incidents of alerts still awaiting theirs, oldest first, each in its own
-    transaction (the Celery task the request wakes, and beat's sweep). An alert another
-    process holds (a request declaring it, another worker) is skipped: whoever holds it
-    declares it. One that cannot be declared now (no active severity level; a calendar
-    missing) stays and is tried again by the next sweep; /api/health counts it after a minute.
+    transaction (the Celery task the request wakes, and beat's sweep). Alerts another process
+    holds are left to it while others wait, then waited for. One that cannot be declared now
+    (no active severity level; a calendar missing) stays and is tried again by the next sweep;
+    /api/health counts it after a minute.
     """
     declared, failed = 0, []
     while declared + len(failed) < limit:
         with transaction.atomic():
-            alert = (
-                Alert.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("integration__acts_as")
+            waiting = (
+                Alert.objects.select_related("integration__acts_as")
                 .filter(incident__isnull=True)
                 .exclude(pk__in=failed)
                 .order_by("first_seen_at", "pk")
-                .first()
             )
+            alert = waiting.select_for_update(skip_locked=True, of=("self",)).first()
+            if alert is None:
+                # Every alert still waiting is held: by another process declaring it, or by
+                # a trigger counting on it for a moment, which would not ask again. Wait for
+                # the oldest (this process holds nothing); one declared meanwhile drops out.
+                alert = waiting.select_for_update(of=("self",)).first()
             if alert is None:
                 break
             try:

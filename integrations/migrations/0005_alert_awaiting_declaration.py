@@ -16,7 +16,7 @@ FUNCTIONS = ("integrations_trigger", "integrations_trigger_alert")
 # the open alert), "opened" (a new alert awaiting its incident, whose id was reserved), "locked"
 # (an open alert that needs more than a count: the caller takes the locked path).
 # Each statement of a PL/pgSQL function sees what committed before it (READ COMMITTED), so the
-# UPDATE after the key's lock finds the row of a concurrent opening that held it.
+# statements after the key's lock see the row of a concurrent opening that held it.
 TRIGGER_FUNCTIONS = """
 CREATE OR REPLACE FUNCTION integrations_trigger_alert(
     p_integration bigint, p_dedup_key text, p_summary text, p_source text, p_severity text,
@@ -28,28 +28,31 @@ CREATE OR REPLACE FUNCTION integrations_trigger_alert(
 DECLARE
     number integer;
 BEGIN
-    FOR attempt IN 1..2 LOOP
-        UPDATE integrations_alert AS a SET
-            summary = p_summary, source = p_source, severity = p_severity,
-            component = p_component, "group" = p_group, alert_class = p_class,
-            custom_details = p_details, last_payload = p_payload, last_seen_at = p_now,
-            count = a.count + 1, unreported = a.unreported + 1
-        WHERE a.integration_id = p_integration AND a.dedup_key = p_dedup_key
-            AND a.status <> 'resolved' AND a.reported_at > p_report_after
-            AND (a.incident_id IS NULL OR EXISTS (
-                SELECT 1 FROM incidents_incident AS inc
-                WHERE inc.id = a.incident_id AND inc.status = ANY (p_open)))
-        RETURNING a.count, a.incident_public_id INTO out_count, out_incident;
-        IF FOUND THEN
-            out_action := 'appended';
-            RETURN;
-        END IF;
-        EXIT WHEN attempt = 2;
-        -- The key's lock, as integrations/ingest.py's locked path takes it: an opening of the
-        -- same key that held it has committed when the next statement looks again.
-        PERFORM pg_advisory_xact_lock(
-            hashtextextended('integrations.alert:' || p_integration || ':' || p_dedup_key, 0));
-    END LOOP;
+    -- The key's lock first, as integrations/ingest.py's locked path takes it (key, then the
+    -- alert's row): any other order can deadlock with that path.
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('integrations.alert:' || p_integration || ':' || p_dedup_key, 0));
+    -- An alert awaiting its incident keeps what the trigger that opened it said (the incident
+    -- is declared from it, as if in the request); the latest is in last_payload.
+    UPDATE integrations_alert AS a SET
+        summary = CASE WHEN a.incident_id IS NULL THEN a.summary ELSE p_summary END,
+        source = CASE WHEN a.incident_id IS NULL THEN a.source ELSE p_source END,
+        severity = CASE WHEN a.incident_id IS NULL THEN a.severity ELSE p_severity END,
+        component = CASE WHEN a.incident_id IS NULL THEN a.component ELSE p_component END,
+        "group" = CASE WHEN a.incident_id IS NULL THEN a."group" ELSE p_group END,
+        alert_class = CASE WHEN a.incident_id IS NULL THEN a.alert_class ELSE p_class END,
+        custom_details = p_details, last_payload = p_payload, last_seen_at = p_now,
+        count = a.count + 1, unreported = a.unreported + 1
+    WHERE a.integration_id = p_integration AND a.dedup_key = p_dedup_key
+        AND a.status <> 'resolved' AND a.reported_at > p_report_after
+        AND (a.incident_id IS NULL OR EXISTS (
+            SELECT 1 FROM incidents_incident AS inc
+            WHERE inc.id = a.incident_id AND inc.status = ANY (p_open)))
+    RETURNING a.count, a.incident_public_id INTO out_count, out_incident;
+    IF FOUND THEN
+        out_action := 'appended';
+        RETURN;
+    END IF;
     PERFORM 1 FROM integrations_alert AS a
     WHERE a.integration_id = p_integration AND a.dedup_key = p_dedup_key
         AND a.status <> 'resolved';

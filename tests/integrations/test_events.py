@@ -241,12 +241,47 @@ def test_with_no_active_severity_the_alert_waits_for_one_and_health_says_so(even
     status, checks = portal_health(later)
     assert status == "degraded"
     assert checks["escalation"].figure["alerts_awaiting_incident"] == 1
+    # Triggers meanwhile, even a minute on, count on it and are accepted.
+    with time_machine.travel(later, tick=False):
+        again = send(event(events.key, dedup_key="db/down"))
+    assert again.status_code == 202 and again.json()["incident"] == reserved
+    assert Alert.objects.get().count == 2
 
     SeverityLevel.objects.update(is_active=True)
     assert declare_pending() == {"declared": 1, "waiting": 0}
     incident = Incident.objects.get()
     assert incident.public_id == reserved
     assert portal_health(later)[1]["escalation"].figure["alerts_awaiting_incident"] == 0
+
+
+def test_the_incident_is_declared_from_the_trigger_that_opened_it(events):
+    send(event(events.key, dedup_key="disk", summary="Disk 80% full", severity="warning"),
+         declare=False)  # fmt: skip
+    send(event(events.key, dedup_key="disk", summary="Disk 95% full", severity="critical"),
+         declare=False)  # fmt: skip
+    declare_pending()
+
+    incident = Incident.objects.get()
+    assert (incident.title, incident.severity.code) == ("Disk 80% full", "P2")
+    alert = Alert.objects.get()
+    assert alert.count == 2
+    assert alert.last_payload["payload"]["summary"] == "Disk 95% full"  # the latest is kept
+    # Once declared, triggers update the alert's description as before.
+    send(event(events.key, dedup_key="disk", summary="Disk 99% full"))
+    alert.refresh_from_db()
+    assert alert.summary == "Disk 99% full" and Incident.objects.get().title == "Disk 80% full"
+
+
+def test_a_trigger_after_a_resolve_in_the_portal_is_answered_before_its_incident(events):
+    first = send(event(events.key, dedup_key="db")).json()
+    incident = Incident.objects.get(public_id=first["incident"])
+    services.resolve_incident(incident, by=UserFactory(), note="fixed")
+
+    again = send(event(events.key, dedup_key="db"), declare=False).json()
+    assert again["result"] == "opened" and again["incident"] != first["incident"]
+    assert not Incident.objects.filter(public_id=again["incident"]).exists()
+    declare_pending()
+    assert Incident.objects.get(public_id=again["incident"]).status == Status.INVESTIGATING
 
 
 def test_a_future_or_ancient_timestamp_is_not_the_detection_time(events, clock):

@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from incidents.models import Incident, TimelineEntry
+from integrations import ingest, tasks
 from integrations.api import MAX_BODY_BYTES
 from integrations.models import Alert, AlertFingerprint, Integration, RateWindow
 from tests.conftest import wait_for
@@ -358,3 +360,94 @@ def _lock_waiters(own_pid: int) -> int:
         )
         (count,) = cursor.fetchone()
     return count
+
+
+def _in_thread(work, results: dict, name: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[name] = work()
+        except BaseException as exc:  # reported by the test
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _trigger_data(events: Integration, dedup_key: str, summary: str = "again") -> dict:
+    payload = {"summary": summary, "source": "s", "severity": "critical"}
+    return {"routing_key": events.key, "event_action": "trigger", "dedup_key": dedup_key,
+            "payload": payload}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trigger_and_an_acknowledge_waiting_on_an_alert_being_declared_do_not_deadlock():
+    """The function takes the key's lock before the alert's row, as the locked path does: a
+    trigger queued behind the worker and an acknowledge queued behind the trigger both go on."""
+    events = make_integration()
+    send(event(events.key, dedup_key="K"), declare=False)
+    alert = Alert.objects.get(dedup_key="K")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    declaring, release = threading.Event(), threading.Event()
+    results: dict = {}
+
+    def worker():
+        with transaction.atomic():
+            locked = Alert.objects.select_for_update(of=("self",)).get(pk=alert.pk)
+            locked.integration = events
+            ingest._declare_alert(locked)
+            declaring.set()
+            release.wait(20)
+        return "declared"
+
+    threads = [_in_thread(worker, results, "worker")]
+    assert declaring.wait(20)
+    data = _trigger_data(events, "K")
+    threads.append(_in_thread(lambda: ingest.trigger(events, data, timezone.now()), results, "t"))
+    wait_for(lambda: _lock_waiters(own_pid) >= 1, 20, "the trigger to wait for the alert")
+    ack = lambda: ingest.acknowledge(events, "K", timezone.now())  # noqa: E731
+    threads.append(_in_thread(ack, results, "ack"))
+    wait_for(lambda: _lock_waiters(own_pid) >= 2, 20, "the acknowledge to wait for the key")
+    release.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert results["worker"] == "declared", results
+    assert results["t"].action == "appended", results
+    assert results["ack"].action == "acknowledged", results
+    assert Incident.objects.get().status == "investigating"
+    assert Incident.objects.get().acknowledged_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_declaring_task_waits_for_an_alert_a_trigger_holds_for_a_moment():
+    events = make_integration()
+    send(event(events.key, dedup_key="K"), declare=False)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    counted, release = threading.Event(), threading.Event()
+    results: dict = {}
+
+    def trigger_in_a_longer_transaction():
+        with transaction.atomic():
+            result = ingest.trigger(events, _trigger_data(events, "K"), timezone.now())
+            counted.set()
+            release.wait(20)
+        return result
+
+    threads = [_in_thread(trigger_in_a_longer_transaction, results, "trigger")]
+    assert counted.wait(20)
+    threads.append(_in_thread(tasks.declare_alerts, results, "task"))
+    wait_for(lambda: _lock_waiters(own_pid) >= 1, 20, "the task to wait for the alert")
+    release.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert results["trigger"].action == "appended", results
+    assert results["task"] == {"declared": 1, "waiting": 0}, results
+    assert Alert.objects.get().incident is not None
