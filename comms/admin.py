@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from incidents.admin import IncidentAdmin, MineFilter
 from incidents.models import Incident, Status
 from incidents.sla import humanize
+from ops.admin_base import RecordAdmin
 from ops.people import display_name
 
 from . import cadence, outbox
@@ -140,8 +141,9 @@ class DeliveryFilter(admin.SimpleListFilter):
 
 
 @admin.register(Communication)
-class CommunicationAdmin(admin.ModelAdmin):
-    """The communication log: every message that left the portal or was posted by hand."""
+class CommunicationAdmin(RecordAdmin):
+    """The communication log: every message that left the portal or was posted by hand
+    (logged from the incident's "Log a message", not added here)."""
 
     list_display = [
         "at",
@@ -203,15 +205,6 @@ class CommunicationAdmin(admin.ModelAdmin):
     def author_name(self, obj):
         return display_name(obj.author, nobody="the portal")
 
-    def has_add_permission(self, request):
-        return False  # messages by hand are logged from the incident ("Log a message")
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 class IncidentUpdateStatusFilter(admin.SimpleListFilter):
     title = "status"
@@ -225,7 +218,8 @@ class IncidentUpdateStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(IncidentUpdate)
-class IncidentUpdateAdmin(admin.ModelAdmin):
+class IncidentUpdateAdmin(RecordAdmin):
+    # Posted from the incident ("Post update"), so that it is sent.
     list_display = ["posted_at", "incident", "kind", "status_label", "author", "has_public_text"]
     list_filter = ["kind", IncidentUpdateStatusFilter]
     search_fields = ["incident__public_id", "progress", "public_text"]
@@ -263,15 +257,6 @@ class IncidentUpdateAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Public text")
     def has_public_text(self, obj):
         return bool(obj.public_text)
-
-    def has_add_permission(self, request):
-        return False  # posted from the incident ("Post update") so that it is sent
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CommsSettings)

@@ -14,6 +14,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from simple_history.admin import SimpleHistoryAdmin
 
+from ops.admin_base import RecordAdmin
+
 from . import review_admin, reviews, services  # noqa: F401 - review_admin registers
 from .forms import (
     ChecklistForm,
@@ -567,7 +569,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(TimelineEntry)
-class TimelineEntryAdmin(admin.ModelAdmin):
+class TimelineEntryAdmin(RecordAdmin):
     """The whole timeline, read only: entries are append-only and never edited here."""
 
     list_display = ("at", "incident_link", "kind", "note_kind", "author", "body")
@@ -587,15 +589,6 @@ class TimelineEntryAdmin(admin.ModelAdmin):
     def incident_link(self, obj):
         url = reverse("admin:incidents_incident_change", args=[obj.incident_id])
         return format_html('<a href="{}">{}</a>', url, obj.incident.public_id)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ChecklistTemplateItemInline(admin.TabularInline):

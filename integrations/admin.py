@@ -7,6 +7,7 @@ from rest_framework_api_key.models import APIKey
 
 from incidents.admin import CappedCountPaginator
 from incidents.models import SECURITY_TEAM_GROUP, Incident
+from ops.admin_base import RecordAdmin
 
 from .models import Alert, AlertFingerprint, ApiKey, Integration
 from .services import service_user, where_to_send
@@ -81,7 +82,7 @@ class AlertFingerprintInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(RecordAdmin):
     """Alerts are what monitoring sent: written by integrations/ingest.py, never by hand."""
 
     list_display = [
@@ -150,12 +151,3 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.display(description="Group alerts", ordering="fingerprint_total")
     def fingerprint_count(self, obj):
         return obj.fingerprint_total or "-"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -6,8 +6,9 @@ Deduplication (docs/integrations.md):
 * One open ``Alert`` per (integration, dedup key). Work on one key is serialised by a
   PostgreSQL advisory transaction lock (on SQLite, the IMMEDIATE transactions already serialise
   writers); a partial unique index is the backstop, and a loser of that race retries once and
-  finds the winner's row. A trigger that only counts on an open alert is one UPDATE, ordered
-  with the locked path by the row's own lock (``_append``).
+  finds the winner's row. On PostgreSQL an Events API trigger is one call of the function
+  ``integrations_trigger`` (``_trigger_call``), which takes the same lock; an opening trigger is
+  answered before its incident is declared (``declare_pending``).
 * Events API v2: a trigger for an open key is appended to it (count, last seen); acknowledge and
   resolve act on it; once resolved, the next trigger opens a new incident. Repeated triggers are
   the API's way of saying "still happening", so each one counts, but the timeline says so at
@@ -35,7 +36,7 @@ from enum import StrEnum
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Min
 from django.db.models.expressions import RawSQL
 
 from incidents.models import (
@@ -324,10 +325,9 @@ def _repeats(alert: Alert) -> str:
     return f"{alert.unreported} more trigger{plural} since {alert.reported_at:%H:%M:%S} UTC"
 
 
-def _trigger_fields(data: dict, now: datetime) -> tuple[str, bool, dict]:
-    """The dedup key (generated when absent, null or empty), whether it was generated, and
-    what an alert row keeps of the trigger."""
-    generated = not data.get("dedup_key")
+def _trigger_fields(data: dict, now: datetime) -> tuple[str, dict]:
+    """The dedup key (generated when absent, null or empty) and what an alert row keeps of the
+    trigger."""
     dedup_key = data.get("dedup_key") or uuid.uuid4().hex
     payload = data["payload"]
     fields = {
@@ -343,38 +343,26 @@ def _trigger_fields(data: dict, now: datetime) -> tuple[str, bool, dict]:
         "last_payload": {k: v for k, v in data.items() if k != "routing_key"},
         "last_seen_at": now,
     }
-    return dedup_key, generated, fields
+    return dedup_key, fields
 
 
 def _facts(alert: Alert) -> dict:
+    optional = {"component": alert.component, "group": alert.group, "class": alert.alert_class}
     return {
         "dedup_key": alert.dedup_key,
         "severity": alert.severity,
         "source": alert.source,
-        **{
-            name: value
-            for name, value in (
-                ("component", alert.component),
-                ("group", alert.group),
-                ("class", alert.alert_class),
-            )
-            if value
-        },
+        **{name: value for name, value in optional.items() if value},
     }
 
 
-def _opened(alert: Alert) -> Result:
-    return Result(
-        Action.OPENED,
-        alert.dedup_key,
-        alert.incident_public_id,
-        f"Event accepted: opens {alert.incident_public_id}.",
-    )
+def _opened(dedup_key: str, public_id: str) -> Result:
+    return Result(Action.OPENED, dedup_key, public_id, f"Event accepted: opens {public_id}.")
 
 
 def trigger(integration: Integration, data: dict, now: datetime) -> Result:
     """``data`` is a validated Events API v2 body, its sender admitted and counted."""
-    dedup_key, _, fields = _trigger_fields(data, now)
+    dedup_key, fields = _trigger_fields(data, now)
     if _on_postgresql():
         action, count, public_id, wake = _trigger_call(integration, data, dedup_key, fields, now)
         if action != "locked":
@@ -387,7 +375,7 @@ def counted_trigger(integration: Integration, data: dict, now: datetime) -> Resu
     against its rate limit in the same call that stores it: the Result, or the seconds to wait
     when it is over its limit (then nothing else was done). Raises StaleIntegration (nothing
     counted, nothing stored) when the integration changed since it was read."""
-    dedup_key, _, fields = _trigger_fields(data, now)
+    dedup_key, fields = _trigger_fields(data, now)
     action, count, public_id, wake = _trigger_call(
         integration,
         data,
@@ -411,7 +399,7 @@ def _called(action: str, dedup_key: str, count: int, public_id: str, wake: bool)
         return _appended(dedup_key, public_id, count)
     if wake:
         transaction.on_commit(wake_declarations)
-    return Result(Action.OPENED, dedup_key, public_id, f"Event accepted: opens {public_id}.")
+    return _opened(dedup_key, public_id)
 
 
 @functools.cache
@@ -500,7 +488,7 @@ def _trigger_locked(
             else:
                 alert.save()
                 _declare_alert(alert)
-            return _opened(alert)
+            return _opened(dedup_key, alert.incident_public_id)
         changed = dict(fields)
         if not alert.is_declared:  # it keeps what its opening trigger said (function 0005)
             changed = {k: v for k, v in fields.items() if k not in _ALERT_TEXT}
@@ -636,9 +624,9 @@ def declare_pending(*, limit: int = 1000) -> dict:
 
 def awaiting_declaration(now: datetime, older_than: timedelta = timedelta(minutes=1)) -> dict:
     """Alerts answered more than ``older_than`` ago whose incident is not declared yet."""
-    rows = Alert.objects.filter(incident__isnull=True, first_seen_at__lt=now - older_than)
-    oldest = rows.order_by("first_seen_at").values_list("first_seen_at", flat=True).first()
-    return {"count": rows.count(), "oldest_at": oldest}
+    return Alert.objects.filter(
+        incident__isnull=True, first_seen_at__lt=now - older_than
+    ).aggregate(count=Count("pk"), oldest_at=Min("first_seen_at"))
 
 
 def wake_declarations() -> None:
