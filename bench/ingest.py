@@ -139,15 +139,14 @@ def prepare_database() -> str:
     from django.core.management import call_command
     from django.db import connection
 
-    from integrations.models import Alert, Integration
+    from integrations.models import Integration
     from integrations.services import create_integration
 
     call_command("load_policy", "default", "--if-empty", verbosity=0)
     call_command("load_escalation_policies", "--missing", verbosity=0)
     # TRUNCATE ... CASCADE empties integrations_alert whole (it references incidents), so the
-    # alerts awaiting their incident (incident NULL) go too; should a row survive, it goes here.
+    # alerts awaiting their incident (incident NULL) go too.
     empty_incident_tables()
-    Alert.objects.all().delete()
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TABLE IF NOT EXISTS bench_ping "
@@ -732,12 +731,7 @@ def main() -> int:
     name = ensure_database(os.environ["DATABASE_URL"], "incident, alert and bench_ping tables")
     setup_django()
     key = prepare_database()
-    flush_redis(
-        REDIS_DB,
-        whose="this benchmark's own",
-        needed=False,
-        unreachable="wake-ups will fail fast and be skipped.",
-    )
+    flush_redis(REDIS_DB, whose="this benchmark's own", needed=True)
     run_id = uuid.uuid4().hex[:6]
     distinct, repeated, pool = scenarios(key, args.keys, run_id)
 
@@ -813,12 +807,7 @@ def main() -> int:
     ok = ok and not declaration.errors
     print(f"Database now: {counts()}", flush=True)
     in_process(key, run_id, args.profile)
-    flush_redis(
-        REDIS_DB,
-        whose="this benchmark's own",
-        needed=False,
-        unreachable="wake-ups will fail fast and be skipped.",
-    )
+    flush_redis(REDIS_DB, whose="this benchmark's own", needed=True)
     return 0 if ok else 1
 
 

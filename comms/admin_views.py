@@ -121,7 +121,7 @@ def post_update_view(request, incident: Incident):
             state=state,
             defaults=defaults,
             responders=len(services.internal_recipients(incident)),
-            stakeholders=len(services.stakeholders_for(incident)),
+            stakeholders=services.stakeholder_count(incident),
             is_public=state.is_public and not incident.is_security,
         ),
     )

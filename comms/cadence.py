@@ -28,7 +28,7 @@ from incidents.models import OPEN_STATUSES, Incident, TimelineEntry
 from incidents.services import record_event
 from ops.people import display_name
 
-from . import outbox, rendering, services
+from . import rendering, services
 from .models import Audience, CommsSettings, IncidentComms, IncidentUpdate
 
 log = logging.getLogger(__name__)
@@ -198,18 +198,12 @@ def _remind(state: IncidentComms, now: datetime) -> None:
         f"{'overdue since' if late else 'due at'} {due:%Y-%m-%d %H:%M} UTC "
         f"({incident.severity.code}: every {every}).\n\nPost it here: {url}\n"
     )
-    communication = services.send_logged(
-        [
-            outbox.Message(
-                reason=f"update-reminder:{incident.pk}:{due.isoformat()}",
-                channel="email",
-                recipient=commander.email,
-                subject=subject,
-                body_text=body,
-                user=commander,
-                incident=incident,
-            )
-        ],
+    services.email_people(
+        [commander],
+        reason=f"update-reminder:{incident.pk}:{due.isoformat()}",
+        subject=subject,
+        body=body,
+        incident=incident,
         now=now,
     )
     record_event(
@@ -217,7 +211,7 @@ def _remind(state: IncidentComms, now: datetime) -> None:
         TimelineEntry.Kind.COMMUNICATION,
         f"Reminded {display_name(commander)}: update due at {due:%H:%M} UTC.",
         now=now,
-        data={"due_at": due.isoformat(), "communication": communication.pk},
+        data={"due_at": due.isoformat()},
     )
 
 
@@ -228,15 +222,14 @@ def _scheduled_email(state: IncidentComms, now: datetime) -> None:
     state.last_stakeholder_email_at = now
     plan(incident, state)
     state.save()
+    words = latest.public_text if latest else services.investigating_text(incident, now=now)
     sent = services.Sent()
     services.send_stakeholders(
         incident,
         template="stakeholder_update",
         reason=f"stakeholders:{incident.pk}:scheduled:{due.isoformat()}",
         update=latest,
-        public_text=latest.public_text
-        if latest
-        else services.latest_public_text(incident, now=now),
+        public_text=words,
         by=None,
         now=now,
         sent=sent,
@@ -254,8 +247,7 @@ def _scheduled_email(state: IncidentComms, now: datetime) -> None:
 
 def _first_status_post(state: IncidentComms, now: datetime) -> None:
     incident = state.incident
-    context = rendering.public_context(incident, now=now)
-    text = rendering.render("status_investigating", context).text.strip()
+    text = services.investigating_text(incident, now=now)
     update = IncidentUpdate.objects.create(
         incident=incident,
         kind=IncidentUpdate.Kind.SCHEDULED,

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from incidents.models import OPEN_STATUSES, Incident, Status, TimelineEntry
-from incidents.services import IncidentError, change_status, record_event
+from incidents.services import IncidentError, add_note, change_status, record_event
 from ops.people import display_name
 
 from . import cadence, outbox, rendering, unsubscribe
@@ -86,26 +87,32 @@ def internal_recipients(incident: Incident) -> dict[str, tuple[object | None, st
     return people
 
 
-def stakeholders_for(incident: Incident) -> list[Stakeholder]:
+def _subscribed(incident: Incident):
     """Subscribed members of active lists for this severity whose services (none: all) include
-    one the incident affects; one per address."""
+    one the incident affects (an address may be on several lists)."""
     services = list(incident.affected_services.values_list("pk", flat=True))
-    members = (
-        Stakeholder.objects.filter(
-            unsubscribed_at__isnull=True,
-            stakeholder_list__is_active=True,
-            stakeholder_list__severities=incident.severity_id,
-        )
-        .filter(
-            Q(stakeholder_list__services__isnull=True) | Q(stakeholder_list__services__in=services)
-        )
-        .select_related("stakeholder_list")
-        .order_by("email", "pk")
+    serves = Q(stakeholder_list__services__isnull=True) | Q(stakeholder_list__services__in=services)
+    return Stakeholder.objects.filter(
+        serves,
+        unsubscribed_at__isnull=True,
+        stakeholder_list__is_active=True,
+        stakeholder_list__severities=incident.severity_id,
     )
+
+
+def stakeholders_for(incident: Incident) -> list[Stakeholder]:
+    """Who the incident's stakeholder emails go to: one per address."""
+    members = _subscribed(incident).select_related("stakeholder_list").order_by("email", "pk")
     unique: dict[str, Stakeholder] = {}
     for member in members:
         unique.setdefault(member.email.lower(), member)
     return list(unique.values())
+
+
+def stakeholder_count(incident: Incident) -> int:
+    """How many addresses stakeholders_for gives, counted in the database."""
+    addresses = _subscribed(incident).annotate(address=Lower("email")).values("address")
+    return addresses.distinct().count()
 
 
 def thread_headers(incident: Incident, audience: str) -> dict:
@@ -470,12 +477,12 @@ def post_update(
         public_text=data.public_text.strip() if Audience.PUBLIC in audiences else "",
         audiences=audiences,
     )
-    record_event(
+    add_note(
         incident,
-        TimelineEntry.Kind.NOTE,
         _update_note(update),
-        now=now,
         by=by,
+        kind=TimelineEntry.NoteKind.UPDATE,
+        now=now,
         data={"update": update.pk, "audiences": audiences},
     )
     if status != incident.status:
@@ -591,6 +598,11 @@ def latest_public_text(incident: Incident, *, now: datetime) -> str:
     latest = incident.updates.exclude(public_text="").order_by("-posted_at", "-pk").first()
     if latest is not None:
         return latest.public_text
+    return investigating_text(incident, now=now)
+
+
+def investigating_text(incident: Incident, *, now: datetime) -> str:
+    """The runbook's "investigating" words for the status page and stakeholders."""
     context = rendering.public_context(incident, now=now)
     return rendering.render("status_investigating", context).text.strip()
 

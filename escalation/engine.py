@@ -311,17 +311,22 @@ def _fire(
     if step.targets:
         # "P1 escalated to a manager" opens a war room before its alert is written.
         war_room.escalated_to_manager(incident, step.targets, now=now)
-    # One context per firing: the commander lookup and the deadlines are the same for everyone.
-    context = alert_context(incident, firing, now=now)
-    # As everyone on a channel reads it, without a personal acknowledge link: for the log.
-    shared = rendering.render("initial_alert", {**context, "ack_url": ""})
-    messages = []
-    if "email" in step.channels and people:
-        logged = _log_alert(incident, shared, "email", list(people), now)
-        for address, (user, role) in people.items():
-            messages.append(_email(incident, context, reason, address, user, role, logged))
+    hooks = []
     if "webhook" in step.channels:
         hooks = list(Webhook.objects.filter(is_active=True, escalations=True))
+    emailed = people if "email" in step.channels else {}
+    messages = []
+    if emailed or hooks:
+        # One context and one template read per firing: the commander lookup, the deadlines and
+        # the text in force are the same for everyone paged.
+        context = alert_context(incident, firing, now=now)
+        src = rendering.source("initial_alert")
+        # As everyone on a channel reads it, without a personal acknowledge link: for the log.
+        shared = rendering.render_source(src, {**context, "ack_url": ""})
+        if emailed:
+            logged = _log_alert(incident, shared, "email", list(emailed), now)
+            for address, (user, role) in emailed.items():
+                messages.append(_email(incident, context, src, reason, address, user, role, logged))
         if hooks:
             messages += _webhooks(incident, context, shared, reason, people, hooks, now)
     rows = outbox.queue(messages, now=now)
@@ -401,10 +406,10 @@ def alert_context(incident: Incident, firing: Firing, *, now: datetime) -> dict:
     )
 
 
-def _email(incident, context, reason, address, user, role, communication) -> outbox.Message:
+def _email(incident, context, src, reason, address, user, role, communication) -> outbox.Message:
     uid = outbox.new_uid()
-    message = rendering.render(
-        "initial_alert",
+    message = rendering.render_source(
+        src,
         {
             **context,
             "recipient": display_name(user) if user else address,

@@ -199,16 +199,15 @@ class ReviewAdmin(SimpleHistoryAdmin):
                 item.save()  # the model keeps closed_at in step with status
                 continue
             # A new item follows the same rules as one added anywhere else.
-            added = reviews.add_action_item(
+            reviews.add_action_item(
                 form.instance,
                 action=item.action,
                 owner=item.owner,
                 due_date=item.due_date,
                 priority=item.priority,
+                status=item.status,
                 now=now,
             )
-            if item.status != added.status:
-                reviews.set_action_status(added, item.status, now=now)
         for item in formset.deleted_objects:
             item.delete()
 

@@ -246,6 +246,8 @@ def missing_sections(review: Review) -> list[str]:
 @transaction.atomic
 def complete_review(review: Review, *, by, now: datetime | None = None) -> Review:
     now = now or timezone.now()
+    # The incident's lock first, in the order reopen_review and change_status take them.
+    Incident.objects.select_for_update().get(pk=review.incident_id)
     review = Review.objects.select_for_update().select_related("incident").get(pk=review.pk)
     if review.state == Review.State.COMPLETE:
         raise ReviewError("This review is already complete.")
@@ -301,6 +303,7 @@ def add_action_item(
     owner,
     due_date: date,
     priority: str = ActionItem.Priority.MEDIUM,
+    status: str = ActionItem.State.OPEN,
     now: datetime | None = None,
 ) -> ActionItem:
     now = now or timezone.now()
@@ -315,6 +318,7 @@ def add_action_item(
         owner=owner,
         due_date=due_date,
         priority=priority,
+        status=status,
         created_at=now,
     )
 

@@ -659,6 +659,7 @@ def add_note(
     by,
     kind: str = TimelineEntry.NoteKind.UPDATE,
     now: datetime | None = None,
+    data: dict | None = None,
 ) -> TimelineEntry:
     now = now or timezone.now()
     body = (body or "").strip()
@@ -667,7 +668,9 @@ def add_note(
     if kind not in TimelineEntry.NoteKind.values:
         raise IncidentError(f"Unknown note kind {kind!r}.", field="kind")
     incident = _locked(incident)
-    return _entry(incident, TimelineEntry.Kind.NOTE, body, by=by, now=now, note_kind=kind)
+    return _entry(
+        incident, TimelineEntry.Kind.NOTE, body, by=by, now=now, note_kind=kind, data=data
+    )
 
 
 @transaction.atomic
